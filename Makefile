@@ -1,0 +1,31 @@
+# The two commands of the quick start. Both create .venv and install what they need first.
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+CLDX   := $(VENV)/bin/cldx
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: demo test setup standard-docs clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	# The machine's own pip is old; upgrade it inside the venv before installing.
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(CLDX) init
+	$(CLDX) serve --host $(HOST) --port $(PORT)
+
+test: setup
+	$(PYTHON) -m pytest
+
+# Regenerate the files made from the data standard (docs/data-standard.md and friends).
+standard-docs: setup
+	$(CLDX) standard docs
+
+clean:
+	rm -rf $(VENV) cldx.egg-info .pytest_cache

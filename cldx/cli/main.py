@@ -1,0 +1,33 @@
+"""The `cldx` command: one Typer app with a sub-app or command per part."""
+
+from __future__ import annotations
+
+import typer
+
+from cldx import __version__
+
+from . import registry as registry_cmd
+from . import serve as serve_cmd
+from . import standard as standard_cmd
+from . import store as store_cmd
+
+app = typer.Typer(
+    name="cldx",
+    help="Client-Level Data eXchange: collect providers' client-level records, keep identity apart, report safely.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+store_cmd.register(app)
+serve_cmd.register(app)
+app.add_typer(standard_cmd.app, name="standard")
+app.add_typer(registry_cmd.app, name="registry")
+
+
+@app.command()
+def version() -> None:
+    """Print the cldx version."""
+    typer.echo(__version__)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

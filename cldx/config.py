@@ -1,0 +1,38 @@
+"""One settings object for the whole of cldx, read from `CLDX_*` environment variables.
+
+Built once at the edge (the CLI or the web app) and passed down; parts never read the
+environment themselves. Secrets can be given as `CLDX_<NAME>_FILE` pointing at a file.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """cldx configuration; every field is documented in docs/settings.md."""
+
+    model_config = SettingsConfigDict(env_prefix="CLDX_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///cldx.db",
+        description="SQLAlchemy URL of the store: SQLite (embedded default) or postgresql+psycopg://...",
+    )
+    max_upload_bytes: int = Field(
+        200 * 1024 * 1024, description="Largest upload the web app accepts, in bytes."
+    )
+    timezone: str = Field("Pacific/Auckland", description="Time zone times are shown in (they are stored in UTC).")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL with the psycopg 3 driver named, so `postgresql://` works as people write it."""
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,354 @@
+"""SQLAlchemy models: the registry, submissions, users, and the six record types.
+
+Record tables hold only analytic values (birth year and month, codes, dates of service); the
+names and exact dates of birth of clients and dependants live in `client_identity` and
+`dependant_identity`, so an analytic query can never pick them up by accident. Records are
+keyed within their provider by the standard's natural keys, and tables refer to each other by
+those keys (provider_id + client_ref ...) so bulk loads need no id look-ups.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+# Stable constraint names, so migrations can find constraints again on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware.
+
+    SQLite keeps no zone; this makes both backends hand back the same aware UTC value.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a zone first")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- The registry -----------------------------------------------------------------------
+
+
+class Provider(Timestamps, Base):
+    __tablename__ = "provider"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region_code: Mapped[str] = mapped_column(String(2))
+    ta_code: Mapped[str | None] = mapped_column(String(3))
+    # False: the provider de-identifies on its own machine and sends only the linkage key.
+    sends_identity: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ServiceLine(Timestamps, Base):
+    __tablename__ = "service_line"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    min_client_age: Mapped[int | None] = mapped_column(Integer)
+    max_client_age: Mapped[int | None] = mapped_column(Integer)
+
+
+class Contract(Timestamps, Base):
+    __tablename__ = "contract"
+    __table_args__ = (
+        CheckConstraint("period_end >= period_start", name="period_order"),
+        CheckConstraint("due_day BETWEEN 1 AND 28", name="due_day_range"),
+        CheckConstraint("funding_nzd >= 0", name="funding_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contract_ref: Mapped[str] = mapped_column(String(40), unique=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id"), index=True)
+    service_line_id: Mapped[int] = mapped_column(ForeignKey("service_line.id"), index=True)
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    funding_nzd: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    # The brief's contract clause: payment is tied to providing client-level data.
+    data_clause: Mapped[bool] = mapped_column(Boolean, default=True)
+    collection_start: Mapped[date | None] = mapped_column(Date)
+    wave: Mapped[int] = mapped_column(Integer, default=1)
+    reporting_frequency: Mapped[str] = mapped_column(String(20), default="monthly")
+    due_day: Mapped[int] = mapped_column(Integer, default=20)
+
+
+# --- Submissions and people ---------------------------------------------------------------
+
+
+class Submission(Base):
+    __tablename__ = "submission"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id"), index=True)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitter: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(20))  # cli, api, web, replay
+    status: Mapped[str] = mapped_column(String(20))
+    standard_version: Mapped[str] = mapped_column(String(10))
+    n_new: Mapped[int] = mapped_column(Integer, default=0)
+    n_changed: Mapped[int] = mapped_column(Integer, default=0)
+    n_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    n_warned: Mapped[int] = mapped_column(Integer, default=0)
+    n_rejected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SubmissionFile(Base):
+    __tablename__ = "submission_file"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    record_type: Mapped[str | None] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Timestamps, Base):
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class UserRole(Base):
+    __tablename__ = "user_role"
+    __table_args__ = (UniqueConstraint("user_id", "role", "provider_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(30))
+    # Provider roles are bound to one provider organisation; ministry roles leave this empty.
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
+
+
+# --- Provider records (analytic part) ---------------------------------------------------
+
+
+class RecordColumns:
+    """What every provider record carries besides its own fields."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+
+    @declared_attr
+    def provider_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey("provider.id"))
+
+    # SHA-256 of the record's values as sent: a resent record with the same hash is unchanged.
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+    @declared_attr
+    def first_submission_id(cls) -> Mapped[str | None]:
+        return mapped_column(ForeignKey("submission.id"))
+
+    @declared_attr
+    def last_submission_id(cls) -> Mapped[str | None]:
+        return mapped_column(ForeignKey("submission.id"))
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Client(RecordColumns, Base):
+    __tablename__ = "client"
+    __table_args__ = (UniqueConstraint("provider_id", "client_ref"),)
+
+    client_ref: Mapped[str] = mapped_column(String(40))
+    # Keyed linkage pseudonym (HMAC of the SLK-581): set by the identity part.
+    person_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    birth_year_month: Mapped[str | None] = mapped_column(String(7))  # YYYY-MM
+    gender: Mapped[str] = mapped_column(String(2))
+    primary_ethnicity: Mapped[str] = mapped_column(String(5))
+    iwi_1: Mapped[str | None] = mapped_column(String(4))
+    iwi_2: Mapped[str | None] = mapped_column(String(4))
+    iwi_3: Mapped[str | None] = mapped_column(String(4))
+    area: Mapped[str] = mapped_column(String(6))
+    notified_of_sharing_on: Mapped[date | None] = mapped_column(Date)
+    identity_consent: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Dependant(RecordColumns, Base):
+    __tablename__ = "dependant"
+    __table_args__ = (
+        UniqueConstraint("provider_id", "dependant_ref"),
+        ForeignKeyConstraint(["provider_id", "client_ref"], ["client.provider_id", "client.client_ref"]),
+    )
+
+    dependant_ref: Mapped[str] = mapped_column(String(40))
+    client_ref: Mapped[str] = mapped_column(String(40))
+    birth_year_month: Mapped[str | None] = mapped_column(String(7))
+    relationship: Mapped[str] = mapped_column(String(20))
+
+
+class Engagement(RecordColumns, Base):
+    __tablename__ = "engagement"
+    __table_args__ = (
+        UniqueConstraint("provider_id", "engagement_ref"),
+        ForeignKeyConstraint(["provider_id", "client_ref"], ["client.provider_id", "client.client_ref"]),
+        Index("ix_engagement_provider_client", "provider_id", "client_ref"),
+    )
+
+    engagement_ref: Mapped[str] = mapped_column(String(40))
+    client_ref: Mapped[str] = mapped_column(String(40))
+    service_code: Mapped[str] = mapped_column(ForeignKey("service_line.code"))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    end_reason: Mapped[str | None] = mapped_column(String(20))
+
+
+_ENGAGEMENT_FK = (["provider_id", "engagement_ref"], ["engagement.provider_id", "engagement.engagement_ref"])
+
+
+class Attendance(RecordColumns, Base):
+    __tablename__ = "attendance"
+    __table_args__ = (
+        UniqueConstraint("provider_id", "engagement_ref", "session_date"),
+        ForeignKeyConstraint(*_ENGAGEMENT_FK),
+    )
+
+    engagement_ref: Mapped[str] = mapped_column(String(40))
+    session_date: Mapped[date] = mapped_column(Date)
+    attended: Mapped[bool] = mapped_column(Boolean)
+    duration_minutes: Mapped[int | None] = mapped_column(Integer)
+
+
+class Assessment(RecordColumns, Base):
+    __tablename__ = "assessment"
+    __table_args__ = (
+        UniqueConstraint("provider_id", "engagement_ref", "phase", "instrument", "domain"),
+        ForeignKeyConstraint(*_ENGAGEMENT_FK),
+    )
+
+    engagement_ref: Mapped[str] = mapped_column(String(40))
+    phase: Mapped[str] = mapped_column(String(4))
+    instrument: Mapped[str] = mapped_column(String(20))
+    domain: Mapped[str] = mapped_column(String(40))
+    score: Mapped[Decimal] = mapped_column(Numeric(8, 2))
+    assessed_on: Mapped[date] = mapped_column(Date)
+
+
+class Outcome(RecordColumns, Base):
+    __tablename__ = "outcome"
+    __table_args__ = (
+        UniqueConstraint("provider_id", "engagement_ref", "dimension", "measure"),
+        ForeignKeyConstraint(*_ENGAGEMENT_FK),
+    )
+
+    engagement_ref: Mapped[str] = mapped_column(String(40))
+    dimension: Mapped[str] = mapped_column(String(20))
+    measure: Mapped[str] = mapped_column(String(40))
+    baseline: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    result: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    better_off: Mapped[bool] = mapped_column(Boolean)
+    measured_on: Mapped[date] = mapped_column(Date)
+
+
+# --- Identity: names and exact dates of birth, apart from the analytic tables ---------------
+
+
+class ClientIdentity(Base):
+    """A client's name and exact date of birth, readable only by its provider and the privacy officer."""
+
+    __tablename__ = "client_identity"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["provider_id", "client_ref"], ["client.provider_id", "client.client_ref"], ondelete="CASCADE"
+        ),
+    )
+
+    provider_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_ref: Mapped[str] = mapped_column(String(40), primary_key=True)
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    given_names: Mapped[str | None] = mapped_column(String(100))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+
+
+class DependantIdentity(Base):
+    __tablename__ = "dependant_identity"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["provider_id", "dependant_ref"], ["dependant.provider_id", "dependant.dependant_ref"], ondelete="CASCADE"
+        ),
+    )
+
+    provider_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dependant_ref: Mapped[str] = mapped_column(String(40), primary_key=True)
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    given_names: Mapped[str | None] = mapped_column(String(100))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+
+
+# Record type name (as in the standard) -> its analytic model.
+RECORD_MODELS: dict[str, type[Base]] = {
+    "client": Client,
+    "dependant": Dependant,
+    "engagement": Engagement,
+    "attendance": Attendance,
+    "assessment": Assessment,
+    "outcome": Outcome,
+}
+
+IDENTITY_MODELS: dict[str, type[Base]] = {"client": ClientIdentity, "dependant": DependantIdentity}
+
