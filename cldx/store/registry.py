@@ -55,7 +55,7 @@ def seed_service_lines(session: Session) -> int:
 
 
 def ids_by_code(session: Session, model: type[Provider] | type[ServiceLine]) -> dict[str, int]:
-    return dict(session.execute(select(model.code, model.id)).tuples())
+    return {code: id_ for code, id_ in session.execute(select(model.code, model.id))}
 
 
 def service_lines(session: Session) -> list[ServiceLine]:

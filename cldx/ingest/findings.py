@@ -1,0 +1,103 @@
+"""Findings: what is wrong with an incoming file, row or field, and how to fix it.
+
+Every rule has a stable kebab-case code (what tests, pages and providers' scripts rely on),
+a title, a description for the rule catalogue, a severity and tags. A finding is one rule
+broken at one place: file, sheet, spreadsheet row (the header is row 1), field and value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the record (or file) is not stored
+    WARNING = "warning"  # stored; worth fixing
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    title: str
+    description: str
+    severity: Severity
+    tags: tuple[str, ...]
+
+
+RULES: dict[str, Rule] = {}
+
+
+def _rule(code: str, title: str, description: str, severity: Severity = Severity.ERROR, *tags: str) -> Rule:
+    assert code not in RULES, f"rule {code} defined twice"
+    RULES[code] = Rule(code, title, description, severity, tags or ("#field",))
+    return RULES[code]
+
+
+# File level
+_rule("unreadable-file", "File cannot be read", "The file could not be opened or decoded as CSV.", Severity.ERROR, "#file")
+_rule("empty-file", "File has no header", "The file is empty: not even a header row.", Severity.ERROR, "#file")
+_rule("missing-column", "Required column missing", "A column the standard requires is not in the header row.", Severity.ERROR, "#file")
+_rule("unknown-column", "Column not in the standard", "A header the standard does not define; its values are ignored.", Severity.WARNING, "#file")
+_rule("duplicate-column", "Column given twice", "Two header cells name the same column.", Severity.ERROR, "#file")
+_rule("unknown-file", "File not recognised", "The file name is not one of the files this import reads.", Severity.WARNING, "#file")
+# Field level
+_rule("required", "Required value missing", "A required field is blank.")
+_rule("date-format", "Not a date", "The value is not written in an accepted date form.")
+_rule("impossible-date", "Impossible date", "The value looks like a date but is not a real calendar date (month-first dates are never guessed).")
+_rule("yes-no", "Not y or n", "A yes/no field holds something other than y or n.")
+_rule("not-a-number", "Not a number", "A numeric field holds something that is not a number.")
+_rule("not-a-whole-number", "Not a whole number", "A whole-number field holds a fraction.")
+_rule("out-of-range", "Value out of range", "A number is below the field's minimum or above its maximum.")
+_rule("too-long", "Value too long", "The value is longer than the field allows.")
+_rule("bad-format", "Value has the wrong form", "The value does not have the form the field requires (for example a reference with spaces).")
+_rule("unknown-code", "Code not in the code set", "A coded field holds a code that is not in its code set.")
+_rule("code-level", "Code at a level not accepted", "The code exists but at a classification level this field does not accept.")
+_rule("leading-zeros-restored", "Leading zeros restored", "A code that lost its leading zeros (as Excel does) was restored because only one code fits.", Severity.WARNING)
+# Record level
+_rule("date-order", "Dates in the wrong order", "An end date is before its start date.", Severity.ERROR, "#record")
+_rule("conditional-required", "Value required here", "A field that is required in this situation is blank.", Severity.ERROR, "#record")
+# Across records
+_rule("duplicate-key", "Key given twice", "Another row in the same file has the same key; every occurrence after the first is reported.", Severity.ERROR, "#record")
+_rule("unknown-reference", "Refers to something unknown", "The row refers to a record that is neither in this upload nor already stored.", Severity.ERROR, "#record")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One broken rule at one place, phrased for the person who will fix it."""
+
+    file: str
+    row: int | None
+    field: str | None
+    value: str | None
+    rule: str
+    message: str
+    fix: str
+    sheet: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"finding names unknown rule {self.rule!r}")
+
+    @property
+    def severity(self) -> Severity:
+        return RULES[self.rule].severity
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def to_dict(self) -> dict:
+        """The shape DESIGN.md promises: file, sheet, row, field, value, rule, severity, message, fix."""
+        data = asdict(self)
+        return {
+            "file": data["file"],
+            "sheet": data["sheet"],
+            "row": data["row"],
+            "field": data["field"],
+            "value": data["value"],
+            "rule": data["rule"],
+            "severity": str(self.severity),
+            "message": data["message"],
+            "fix": data["fix"],
+        }
