@@ -237,6 +237,13 @@ def code_sets() -> dict[str, CodeSet]:
         CodeSet("phase", "Assessment phase", "cldx data standard", "1", _inline(("pre", "Before the service"), ("post", "After the service"))),
         CodeSet("yes_no", "Yes or no", "cldx data standard", "1", _inline(("y", "Yes"), ("n", "No"))),
         CodeSet(
+            "reporting_frequency",
+            "Contract reporting frequency",
+            "cldx data standard",
+            "1",
+            _inline(("monthly", "Monthly: data for each calendar month, due the following month")),
+        ),
+        CodeSet(
             "action",
             "Record action",
             "cldx data standard",

@@ -20,6 +20,8 @@ class FieldType(StrEnum):
 
 # A provider's own reference: letters, digits and . _ - / so it survives CSV, Excel and URLs.
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$"
+# A code the ministry keeps in its registry (provider codes, service codes): short, no spaces.
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$"
 DATE_FORMS = "yyyy-mm-dd (2017-03-09) or New Zealand day-first dd/mm/yyyy (09/03/2017)"
 
 
@@ -77,13 +79,24 @@ class Field:
                 return f"{kind} {' and '.join(bounds)}".strip()
             case FieldType.CODE:
                 cs = self.codes
-                assert cs is not None
-                levels = f" level {', '.join(map(str, self.levels))}" if self.levels else ""
-                return f"a code from {cs.title}{levels}"
+                if cs is None:
+                    # A list kept in the registry (service lines), not fixed in the standard.
+                    example = f" (for example {self.example})" if self.example else ""
+                    return f"a code from the list the ministry keeps in its registry{example}"
+                return f"a code from {cs.title}{_levels_phrase(self.levels)}"
             case FieldType.REFERENCE:
                 return "your own reference: letters, digits and . _ - /, up to 40 characters"
             case _:
                 return f"text, up to {self.max_length} characters" if self.max_length else "text"
+
+
+def _levels_phrase(levels: tuple[int, ...] | None) -> str:
+    """Which levels of a classification a field takes, as words: " at levels 2, 3 or 4"."""
+    if not levels:
+        return ""
+    if len(levels) == 1:
+        return f" at level {levels[0]}"
+    return f" at levels {', '.join(map(str, levels[:-1]))} or {levels[-1]}"
 
 
 @dataclass(frozen=True)

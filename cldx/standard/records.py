@@ -6,7 +6,7 @@ these definitions, and validation reads them too, so a field changes in one plac
 
 from __future__ import annotations
 
-from .fields import REFERENCE_PATTERN, Field, FieldType, RecordType, Reference
+from .fields import CODE_PATTERN, REFERENCE_PATTERN, Field, FieldType, RecordType, Reference
 
 STANDARD_NAME = "cldx client-level data standard"
 STANDARD_VERSION = "1.0"
@@ -46,20 +46,22 @@ ENGAGEMENT_REF = _ref(
 )
 
 
-def _name(name: str, what: str) -> Field:
+def _name(name: str, what: str, required_when: str = "required unless identity_consent is n") -> Field:
     return Field(
         name,
         T.TEXT,
         what + " Kept in the identity store, apart from the analytic tables; ministry analysts never see it.",
         max_length=100,
         identifying=True,
-        required_when="required unless identity_consent is n",
+        required_when=required_when,
         example={"family_name": "Te Whāiti-O'Brien", "given_names": "Mere Anahera"}.get(name, ""),
     )
 
 
-def _date(name: str, what: str, required: bool = False, identifying: bool = False, required_when: str = "") -> Field:
-    return Field(name, T.DATE, what, required=required, identifying=identifying, required_when=required_when, example="2017-03-09")
+def _date(
+    name: str, what: str, required: bool = False, identifying: bool = False, required_when: str = "", example: str = "2017-03-09"
+) -> Field:
+    return Field(name, T.DATE, what, required=required, identifying=identifying, required_when=required_when, example=example)
 
 
 CLIENT = RecordType(
@@ -77,6 +79,7 @@ CLIENT = RecordType(
             "date_of_birth",
             "The client's date of birth. Only birth year and month reach the analytic tables.",
             identifying=True,
+            example="1990-05-17",
             required_when="required unless identity_consent is n",
         ),
         Field(
@@ -142,12 +145,13 @@ DEPENDANT = RecordType(
         ACTION,
         _ref("dependant_ref", "Your own reference for the dependant, the same in every month."),
         CLIENT_REF,
-        _name("family_name", "The dependant's family name."),
-        _name("given_names", "The dependant's given names."),
+        _name("family_name", "The dependant's family name.", "required unless the client's identity_consent is n"),
+        _name("given_names", "The dependant's given names.", "required unless the client's identity_consent is n"),
         _date(
             "date_of_birth",
             "The dependant's date of birth (for an unborn child leave blank until birth).",
             identifying=True,
+            example="2016-11-02",
         ),
         Field(
             "relationship",
@@ -178,10 +182,11 @@ ENGAGEMENT = RecordType(
             required=True,
             code_set=None,  # service lines are stored in the registry, not fixed in the standard
             max_length=20,
+            pattern=CODE_PATTERN,
             example="FS",
         ),
         _date("start_date", "The date the client started the service.", required=True),
-        _date("end_date", "The date the engagement ended; blank while it is open. Must not be before start_date."),
+        _date("end_date", "The date the engagement ended; blank while it is open. Must not be before start_date.", example="2017-11-30"),
         Field(
             "end_reason",
             T.CODE,

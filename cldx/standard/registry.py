@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from .fields import REFERENCE_PATTERN, Field, FieldType, RecordType, Reference
+from .codesets import code_set
+from .fields import CODE_PATTERN, REFERENCE_PATTERN, Field, FieldType, RecordType, Reference
 
 T = FieldType
-
-CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$"
 
 PROVIDERS_FILE = RecordType(
     name="provider",
@@ -68,7 +67,7 @@ CONTRACTS_FILE = RecordType(
         Field("data_clause", T.YES_NO, "y when the contract requires client-level data (the brief's clause).", required=True, code_set="yes_no", example="y"),
         Field("collection_start", T.DATE, "The date client-level data collection starts under this contract.", required_when="required when data_clause is y", example="2016-07-01"),
         Field("wave", T.INTEGER, "The roll-out wave: 1 from 1 July 2016, 2 by 1 July 2017.", required=True, min_value=1, max_value=9, example="1"),
-        Field("reporting_frequency", T.CODE, "How often data is due. Blank means monthly.", code_set=None, max_length=20, example="monthly"),
+        Field("reporting_frequency", T.CODE, "How often data is due. Blank means monthly.", code_set="reporting_frequency", example="monthly"),
         Field("due_day", T.INTEGER, "Day of the following month by which data is due. Blank means 20.", min_value=1, max_value=28, example="20"),
     ),
     references=(Reference("provider_code", "provider"), Reference("service_code", "service_line")),
@@ -78,7 +77,7 @@ REGISTRY_FILES: dict[str, RecordType] = {
     rt.file_name: rt for rt in (PROVIDERS_FILE, SERVICE_LINES_FILE, CONTRACTS_FILE)
 }
 
-REPORTING_FREQUENCIES = ("monthly",)
+REPORTING_FREQUENCIES: tuple[str, ...] = tuple(c.code for c in code_set("reporting_frequency"))
 DEFAULT_DUE_DAY = 20
 
 
