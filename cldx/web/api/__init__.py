@@ -1,0 +1,26 @@
+"""The JSON API under `/api/v1`: one `APIRouter` per resource, joined here.
+
+Every route documents the shared error body (`ErrorPublic`) for its error statuses, in
+place of FastAPI's own validation-error schema, because `cldx.web.errors` sends that shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from cldx.web.schemas import ErrorPublic
+
+from . import summary
+
+API_PREFIX = "/api/v1"
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "Not found"},
+    422: {"model": ErrorPublic, "description": "The request is not valid"},
+    500: {"model": ErrorPublic, "description": "Unexpected error (logged; no details sent)"},
+}
+
+api_router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+api_router.include_router(summary.router)

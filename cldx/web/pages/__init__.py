@@ -1,0 +1,15 @@
+"""Server-rendered pages: one module per page (its routes and htmx fragments), joined here.
+
+Pages are not part of the API, so they stay out of the OpenAPI document. Fragments live
+under `/fragments/` and render a partial template (`templates/_<name>.html`) that the full
+page includes, so the first load and an htmx refresh show the same markup.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import home
+
+pages_router = APIRouter(include_in_schema=False)
+pages_router.include_router(home.router)

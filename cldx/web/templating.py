@@ -1,0 +1,87 @@
+"""Jinja2 set-up for the pages: one environment per app, the globals every page's layout needs.
+
+Every page extends `templates/base.html`; this module gives it the product name, the cldx and
+data standard versions for the footer, the navigation, and `static_url()` so templates never
+spell out a host (nothing is ever loaded from another one).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+import cldx
+from cldx.standard import STANDARD_NAME, STANDARD_VERSION
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+PRODUCT_NAME = "Client-Level Data eXchange"
+
+# (label, path) in the order the header shows them; later pages add themselves here.
+NAVIGATION: tuple[tuple[str, str], ...] = (("Home", "/"),)
+
+
+@jinja2.pass_context
+def app_url(context: dict[str, Any], path: str) -> str:
+    """Root-relative URL of a path in this app, honouring a proxy's root_path.
+
+    Root-relative rather than `url_for` (absolute): an absolute URL built from the Host
+    header names a host, and behind a TLS proxy it would say http://.
+    """
+    request: Request = context["request"]
+    root = request.scope.get("root_path", "").rstrip("/")
+    return f"{root}/{path.lstrip('/')}"
+
+
+@jinja2.pass_context
+def static_url(context: dict[str, Any], path: str) -> str:
+    """Root-relative URL of a file in `static/` (the tests check each one exists)."""
+    return app_url(context, f"/static/{path.lstrip('/')}")
+
+
+def make_templates(*, zone: ZoneInfo) -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,  # a misspelt variable is a bug, not a blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        product_name=PRODUCT_NAME,
+        cldx_version=cldx.__version__,
+        standard_name=STANDARD_NAME,
+        standard_version=STANDARD_VERSION,
+        navigation=NAVIGATION,
+        app_url=app_url,
+        static_url=static_url,
+    )
+    env.filters["number"] = lambda value: f"{value:,}"
+    env.filters["local_time"] = lambda value: _local_time(value, zone)
+    return Jinja2Templates(env=env)
+
+
+def _local_time(value: datetime, zone: ZoneInfo) -> str:
+    """Times are stored in UTC and shown in the configured zone (Pacific/Auckland by default)."""
+    return value.astimezone(zone).strftime("%-d %b %Y, %H:%M:%S %Z")
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """Render `templates/<name>` with the app's environment."""
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(request, name, context or {}, status_code=status_code, headers=headers)
