@@ -6,6 +6,7 @@ import typer
 
 from cldx import __version__
 
+from . import generate as generate_cmd
 from . import registry as registry_cmd
 from . import serve as serve_cmd
 from . import standard as standard_cmd
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 store_cmd.register(app)
 serve_cmd.register(app)
+generate_cmd.register(app)
 app.add_typer(standard_cmd.app, name="standard")
 app.add_typer(registry_cmd.app, name="registry")
 

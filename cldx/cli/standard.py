@@ -26,13 +26,37 @@ def export(
     out_dir: Path = typer.Argument(..., help="Folder to write into (created when missing; files there are overwritten)."),
 ) -> None:
     """Write the JSON Schemas, CSV and Excel templates, code sets and docs of the standard into DIR."""
-    written = export_standard(out_dir, service_lines=SEED_SERVICE_LINES)
+    written = export_standard(out_dir, service_lines=_service_lines())
     table = Table(title=f"Data standard {STANDARD_VERSION}: {len(written)} files written to {out_dir}")
     table.add_column("file")
     table.add_column("bytes", justify="right")
     for path in written:
         table.add_row(str(path.relative_to(out_dir)), f"{path.stat().st_size:,}")
     Console().print(table)
+
+
+def _service_lines() -> list[tuple[str, str]] | tuple:
+    """The registry's service lines when the configured database is set up, else the brief's six.
+
+    Templates offer the stored list in their drop-downs, since validation accepts exactly that.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cldx.config import get_settings
+    from cldx.store import make_engine, transaction
+    from cldx.store.migrate import current_revision, head_revision
+    from cldx.store.registry import service_lines
+
+    engine = make_engine(get_settings().sqlalchemy_url)
+    try:
+        if current_revision(engine) != head_revision():
+            return SEED_SERVICE_LINES
+        with transaction(engine) as session:
+            return [(line.code, line.name) for line in service_lines(session)] or SEED_SERVICE_LINES
+    except SQLAlchemyError:
+        return SEED_SERVICE_LINES
+    finally:
+        engine.dispose()
 
 
 @app.command("docs")
