@@ -40,6 +40,10 @@ _rule("empty-file", "File has no header", "The file is empty: not even a header 
 _rule("missing-column", "Required column missing", "A column the standard requires is not in the header row.", Severity.ERROR, "#file")
 _rule("unknown-column", "Column not in the standard", "A header the standard does not define; its values are ignored.", Severity.WARNING, "#file")
 _rule("duplicate-column", "Column given twice", "Two header cells name the same column.", Severity.ERROR, "#file")
+_rule("windows-1252", "Saved as Windows-1252", "The CSV was saved in Excel's plain CSV encoding, not UTF-8; macrons may have been lost.", Severity.WARNING, "#file")
+_rule("standard-version", "Workbook for another standard version", "The workbook's README sheet names a different data standard version.", Severity.WARNING, "#file")
+_rule("bad-json", "JSON not in the expected shape", "The JSON body is not an object of record lists, or a record is not an object of values.", Severity.ERROR, "#file")
+_rule("ragged-row", "Row has more values than columns", "A row has values beyond the last header column (often a stray comma); the row is not read.", Severity.ERROR, "#record")
 _rule("unknown-file", "File not recognised", "The file name is not one of the files this import reads.", Severity.WARNING, "#file")
 # Field level
 _rule("required", "Required value missing", "A required field is blank.")
@@ -57,8 +61,16 @@ _rule("leading-zeros-restored", "Leading zeros restored", "A code that lost its 
 # Record level
 _rule("date-order", "Dates in the wrong order", "An end date is before its start date.", Severity.ERROR, "#record")
 _rule("conditional-required", "Value required here", "A field that is required in this situation is blank.", Severity.ERROR, "#record")
+_rule("future-date", "Date in the future", "A date lies after the day the submission was received.", Severity.ERROR, "#record")
+_rule("identity-declined", "Identity sent for a client who declined", "The client declined identification (identity_consent n) but a name or date of birth was sent; it is not stored.", Severity.WARNING, "#record")
+_rule("not-notified", "Notification date missing", "The client has no date for being told their data is shared with the ministry; the record is stored and counted per provider.", Severity.WARNING, "#record")
+_rule("implausible-age", "Age unusual for the service", "The client's age at the start of the engagement lies more than a year outside the ages the service line serves.", Severity.WARNING, "#record")
+_rule("domain-mismatch", "Domain not of this instrument", "The assessment domain is not one of the instrument's domains.", Severity.ERROR, "#record")
+_rule("measure-mismatch", "Measure not of this dimension", "The outcome measure belongs to another dimension.", Severity.ERROR, "#record")
 # Across records
 _rule("duplicate-key", "Key given twice", "Another row in the same file has the same key; every occurrence after the first is reported.", Severity.ERROR, "#record")
+_rule("ref-reused", "Reference belongs to another person", "A client_ref already stored for a person with a different family name and date of birth was sent for someone else.", Severity.ERROR, "#record")
+_rule("withdraw-unknown", "Withdrawal of an unknown record", "A row asks to withdraw a record that was never stored (or is already withdrawn); nothing changes.", Severity.WARNING, "#record")
 _rule("unknown-reference", "Refers to something unknown", "The row refers to a record that is neither in this upload nor already stored.", Severity.ERROR, "#record")
 
 

@@ -21,6 +21,8 @@ def make_engine(url: str, **kwargs) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            # cldx says when transactions begin (below) instead of letting pysqlite guess.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             if ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
@@ -28,9 +30,37 @@ def make_engine(url: str, **kwargs) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection) -> None:
+            # A writer takes SQLite's write lock up front (IMMEDIATE), so it waits its turn
+            # instead of failing when it upgrades a read transaction another writer overtook.
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.pop(IMMEDIATE, False) else "BEGIN")
+
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+IMMEDIATE = "cldx_begin_immediate"
+
+
+@contextmanager
+def write_transaction(engine: Engine, *, lock: int | None = None) -> Iterator[Session]:
+    """A session for a transaction that writes, serialised with other writers of the same `lock`.
+
+    SQLite allows one writer at a time, so the write lock is taken at BEGIN. PostgreSQL runs
+    writers in parallel; `lock` (a provider id, say) takes a transaction-scoped advisory lock
+    so two submissions for the same provider never interleave.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.info[IMMEDIATE] = True
+        with connection.begin():
+            if lock is not None and engine.dialect.name == "postgresql":
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            with Session(bind=connection, expire_on_commit=False) as session:
+                yield session
+                session.flush()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

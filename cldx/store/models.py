@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -133,6 +134,8 @@ class Contract(Timestamps, Base):
 
 
 class Submission(Base):
+    """A provider's records for a reporting period, as one receipt."""
+
     __tablename__ = "submission"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -141,8 +144,13 @@ class Submission(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     submitter: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(20))  # cli, api, web, replay
+    # queued, processing, accepted (all stored), partial (some rejected), refused (strict), failed
     status: Mapped[str] = mapped_column(String(20))
+    # "partial": store the valid records; "all-or-nothing": store nothing when anything fails.
+    mode: Mapped[str] = mapped_column(String(20), default="partial")
     standard_version: Mapped[str] = mapped_column(String(10))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
     n_new: Mapped[int] = mapped_column(Integer, default=0)
     n_changed: Mapped[int] = mapped_column(Integer, default=0)
     n_unchanged: Mapped[int] = mapped_column(Integer, default=0)
@@ -159,6 +167,86 @@ class SubmissionFile(Base):
     record_type: Mapped[str | None] = mapped_column(String(20))
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class SubmissionFinding(Base):
+    """One finding of a submission, as the provider's report shows it."""
+
+    __tablename__ = "submission_finding"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"), index=True)
+    file: Mapped[str] = mapped_column(String(255))
+    sheet: Mapped[str | None] = mapped_column(String(100))
+    row: Mapped[int | None] = mapped_column(Integer)
+    field: Mapped[str | None] = mapped_column(String(100))
+    value: Mapped[str | None] = mapped_column(Text)
+    rule: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(10))
+    message: Mapped[str] = mapped_column(Text)
+    fix: Mapped[str] = mapped_column(Text)
+
+
+class QuarantinedRow(Base):
+    """A rejected row kept exactly as sent, so nothing a provider sends is lost."""
+
+    __tablename__ = "quarantined_row"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"), index=True)
+    record_type: Mapped[str] = mapped_column(String(20))
+    file: Mapped[str] = mapped_column(String(255))
+    sheet: Mapped[str | None] = mapped_column(String(100))
+    row: Mapped[int] = mapped_column(Integer)
+    # The row's cells by column, as JSON text (names included: encrypted by the identity part).
+    cells: Mapped[str] = mapped_column(Text)
+
+
+class RecordHistory(Base):
+    """What a record looked like before a submission changed or withdrew it."""
+
+    __tablename__ = "record_history"
+    __table_args__ = (Index("ix_record_history_record", "record_type", "record_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    record_type: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id"))
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submission.id"))
+    change: Mapped[str] = mapped_column(String(20))  # changed, withdrawn, reinstated
+    # The analytic values before the change, as JSON (identity values are never copied here).
+    previous: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Job(Base):
+    """Work waiting for the ingest worker; the queue lives in the database, so no other service is needed."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_status", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued, running, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    progress_step: Mapped[str] = mapped_column(String(100), default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobFile(Base):
+    """An uploaded file waiting in the queue (deleted once its job is done)."""
+
+    __tablename__ = "job_file"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class User(Timestamps, Base):
@@ -194,9 +282,6 @@ class RecordColumns:
     @declared_attr
     def provider_id(cls) -> Mapped[int]:
         return mapped_column(ForeignKey("provider.id"))
-
-    # SHA-256 of the record's values as sent: a resent record with the same hash is unchanged.
-    row_hash: Mapped[str] = mapped_column(String(64))
 
     @declared_attr
     def first_submission_id(cls) -> Mapped[str | None]:

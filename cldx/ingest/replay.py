@@ -1,0 +1,115 @@
+"""Replaying a roll-out folder's history: each provider's records, month by month, as submissions.
+
+Reads the layout DESIGN.md gives `cldx generate` (`registry/schedule.csv` and one folder per
+provider) and sends each month's records through `submit()` with the received time the
+schedule gives, so coverage and compliance have a real history. A record is sent in the month
+it first happens (a client with their first engagement, a session in its month); an
+engagement is sent open when it starts and again, closed, in the month it ends, as a case
+system would. A missed month's records arrive with the next submission.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from sqlalchemy import Engine
+
+from cldx.standard import RECORD_TYPES
+
+from .sources import SourceFile
+from .submit import Receipt, submit
+from .validate import _date_expr
+
+NZ = ZoneInfo("Pacific/Auckland")
+# The column whose month decides when a record is first sent.
+WHEN = {"attendance": "session_date", "assessment": "assessed_on", "outcome": "measured_on"}
+
+
+@dataclass
+class ReplayPlan:
+    provider: str
+    period: str
+    received_at: datetime
+    files: list[SourceFile]
+
+
+def _month(column: str) -> pl.Expr:
+    parsed, _ = _date_expr(pl.col(column).fill_null(""))
+    return parsed.dt.strftime("%Y-%m")
+
+
+def _read(folder: Path, record: str) -> pl.DataFrame:
+    path = folder / RECORD_TYPES[record].file_name
+    return pl.read_csv(path, infer_schema=False).with_columns(pl.all().fill_null(""))
+
+
+def provider_months(folder: Path) -> dict[str, pl.DataFrame]:
+    """Each record with `__month`, the month it is first sent; closing engagements appear twice."""
+    frames = {name: _read(folder, name) for name in RECORD_TYPES}
+    engagements = frames["engagement"].with_columns(_month("start_date").alias("__month"), _month("end_date").alias("__end"))
+    opened = engagements.with_columns(
+        pl.when(pl.col("__end") > pl.col("__month")).then(pl.lit("")).otherwise(pl.col("end_date")).alias("end_date"),
+        pl.when(pl.col("__end") > pl.col("__month")).then(pl.lit("")).otherwise(pl.col("end_reason")).alias("end_reason"),
+    )
+    closed = engagements.filter(pl.col("__end") > pl.col("__month")).with_columns(pl.col("__end").alias("__month"))
+    first_month = engagements.group_by("client_ref").agg(pl.col("__month").min().alias("__month"))
+    # Sent once there is something to send about them, and never before the dates they carry.
+    clients = frames["client"].join(first_month, on="client_ref", how="left").with_columns(
+        pl.max_horizontal(pl.col("__month").fill_null("0000-00"), _month("notified_of_sharing_on").fill_null("0000-00")).alias("__month"))
+    dependants = frames["dependant"].join(clients.select("client_ref", pl.col("__month").alias("__client_month")), on="client_ref", how="left").with_columns(
+        pl.max_horizontal(pl.col("__client_month").fill_null("0000-00"), _month("date_of_birth").fill_null("0000-00")).alias("__month")).drop("__client_month")
+    result = {
+        "client": clients,
+        "dependant": dependants,
+        "engagement": pl.concat([opened.drop("__end"), closed.drop("__end")]),
+    }
+    for name, column in WHEN.items():
+        result[name] = frames[name].with_columns(_month(column).alias("__month"))
+    return result
+
+
+def _csv_bytes(frame: pl.DataFrame, record: str) -> bytes:
+    buffer = io.StringIO()
+    frame.select(RECORD_TYPES[record].columns).write_csv(buffer)
+    return buffer.getvalue().encode("utf-8")
+
+
+def plan_replay(root: Path, until: str | None = None) -> list[ReplayPlan]:
+    """Every scheduled submission with a received date, in the order they were received."""
+    with (root / "registry" / "schedule.csv").open(encoding="utf-8", newline="") as fh:
+        schedule = [r for r in csv.DictReader(fh) if r["received"] and (until is None or r["period"] <= until)]
+    plans: list[ReplayPlan] = []
+    by_provider: dict[str, list[dict[str, str]]] = {}
+    for row in schedule:
+        by_provider.setdefault(row["provider"], []).append(row)
+    for provider, rows in by_provider.items():
+        months = provider_months(root / provider)
+        sent_until = "0000-00"
+        for row in sorted(rows, key=lambda r: r["period"]):
+            files = []
+            for name, frame in months.items():
+                due = frame.filter((pl.col("__month") > sent_until) & (pl.col("__month") <= row["period"]))
+                files.append(SourceFile(RECORD_TYPES[name].file_name, _csv_bytes(due, name)))
+            sent_until = row["period"]
+            received = datetime.combine(datetime.fromisoformat(row["received"]).date(), time(10, 0), NZ)
+            plans.append(ReplayPlan(provider, row["period"], received, files))
+    plans.sort(key=lambda p: (p.received_at, p.provider))
+    return plans
+
+
+def replay(engine: Engine, root: Path, *, until: str | None = None, progress: Callable[[int, int], None] | None = None) -> list[Receipt]:
+    plans = plan_replay(root, until)
+    receipts = []
+    for done, plan in enumerate(plans, start=1):
+        receipts.append(submit(engine, provider=plan.provider, files=plan.files, period=plan.period, submitter=f"{plan.provider} case system",
+                               channel="replay", received_at=plan.received_at))
+        if progress:
+            progress(done, len(plans))
+    return receipts

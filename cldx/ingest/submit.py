@@ -1,0 +1,276 @@
+"""Submissions: read, validate and store a provider's records for a period, and give a receipt.
+
+Every channel (the CLI, the API's files and JSON, the upload page, the queue worker) calls
+`submit()`. Everything a submission stores (its receipt, its records, its quarantined rows and
+its findings) is written in one transaction: a crash leaves all of it or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from cldx.standard import STANDARD_VERSION
+from cldx.store import transaction, write_transaction
+from cldx.store.bulk import insert_frame, read_frame, upsert_records
+from cldx.store.models import (
+    Assessment,
+    Client,
+    ClientIdentity,
+    Engagement,
+    Provider,
+    QuarantinedRow,
+    ServiceLine,
+    Submission,
+    SubmissionFile,
+    SubmissionFinding,
+)
+
+from .findings import RULES, Finding
+from .sources import ParsedSource, RawTable, SourceFile, parse_records_json, parse_source
+from .validate import ERROR_RULES, FILE, FINDING_SCHEMA, ORDER, ROW, SHEET, WARNED, Stored, validate
+
+NZ = ZoneInfo("Pacific/Auckland")
+MODES = ("partial", "all-or-nothing")
+
+
+class UnknownProvider(LookupError):
+    """No provider with that code: nothing can be read for it."""
+
+
+@dataclass
+class Receipt:
+    """What the provider gets back; `to_dict()` is the shape DESIGN.md promises."""
+
+    submission_id: str
+    provider: str
+    period: str
+    status: str
+    mode: str
+    received_at: datetime
+    submitter: str
+    files: list[dict[str, Any]]
+    counts: dict[str, int]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(f["severity"] == "error" for f in self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        """0: all accepted; 1: some rejected or strict mode refused; 2: nothing could be read."""
+        if self.status == "unreadable":
+            return 2
+        return 1 if self.has_errors else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "submission_id": self.submission_id,
+            "provider": self.provider,
+            "period": self.period,
+            "status": self.status,
+            "mode": self.mode,
+            "received_at": self.received_at.isoformat(),
+            "submitter": self.submitter,
+            "files": self.files,
+            "counts": self.counts,
+            "findings": self.findings,
+        }
+
+
+def current_period(now: datetime) -> str:
+    return now.astimezone(NZ).strftime("%Y-%m")
+
+
+def provider_id_for(session: Session, code: str) -> int:
+    found = session.scalar(select(Provider.id).where(Provider.code == code))
+    if found is None:
+        raise UnknownProvider(f"no provider with code {code!r}")
+    return found
+
+
+def load_stored(session: Session, provider_id: int) -> Stored:
+    """The provider's stored records, as the validator needs them (withdrawn records excluded)."""
+    connection = session.connection()
+    lines = {code: (lo, hi) for code, lo, hi in session.execute(select(ServiceLine.code, ServiceLine.min_client_age, ServiceLine.max_client_age))}
+    live = lambda model: (model.provider_id == provider_id, model.withdrawn_at.is_(None))  # noqa: E731
+    clients = read_frame(connection, Client.__table__, ["client_ref", "birth_year_month", "identity_consent"], *live(Client))
+    identity = read_frame(connection, ClientIdentity.__table__, ["client_ref", "family_name", "date_of_birth"], ClientIdentity.provider_id == provider_id)
+    engagements = read_frame(connection, Engagement.__table__, ["engagement_ref"], *live(Engagement))
+    pre = read_frame(connection, Assessment.__table__, ["engagement_ref", "instrument", "domain", "assessed_on"], *live(Assessment), Assessment.phase == "pre")
+    return Stored(clients, identity, engagements, pre, lines)
+
+
+def _provider_version(session: Session, provider_id: int) -> tuple:
+    """Changes whenever a submission for the provider is stored."""
+    return tuple(session.execute(select(func.count(Submission.id), func.max(Submission.finished_at)).where(Submission.provider_id == provider_id)).one())
+
+
+def _file_findings(parsed: list[ParsedSource]) -> pl.DataFrame:
+    rows = [f for p in parsed for f in p.findings]
+    if not rows:
+        return pl.DataFrame(schema=FINDING_SCHEMA)
+    return pl.DataFrame(
+        [(f.file, f.sheet, f.row, f.field, f.value, f.rule, f.message, f.fix) for f in rows], schema=FINDING_SCHEMA, orient="row"
+    )
+
+
+def _with_severity(findings: pl.DataFrame) -> pl.DataFrame:
+    return findings.with_columns(pl.col("rule").replace_strict({c: str(r.severity) for c, r in RULES.items()}).alias("severity"))
+
+
+def submit(
+    engine: Engine,
+    *,
+    provider: str,
+    files: list[SourceFile] | None = None,
+    records_json: Any = None,
+    period: str | None = None,
+    mode: str = "partial",
+    submitter: str,
+    channel: str,
+    received_at: datetime | None = None,
+    submission_id: str | None = None,
+) -> Receipt:
+    """Validate and store a submission; raise UnknownProvider before anything is read."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    received_at = received_at or datetime.now(timezone.utc)
+    period = period or current_period(received_at)
+    files = files or []
+
+    parsed = [parse_source(f) for f in files]
+    if records_json is not None:
+        parsed.append(parse_records_json("request.json", records_json))
+    tables: list[RawTable] = [t for p in parsed for t in p.tables]
+    prior = _file_findings(parsed)
+    file_list = [{"name": f.name, "sha256": hashlib.sha256(f.data).hexdigest(), "size_bytes": len(f.data)} for f in files]
+
+    today = received_at.astimezone(NZ).date()
+    # Validate against a snapshot without holding the write lock, so submissions for different
+    # providers validate in parallel; validate again under the lock only if the provider's
+    # records changed meanwhile.
+    with transaction(engine) as session:
+        provider_id = provider_id_for(session, provider)
+        version = _provider_version(session, provider_id)
+        validated = validate(tables, load_stored(session, provider_id), today=today, prior=prior)
+
+    with write_transaction(engine, lock=provider_id) as session:
+        if _provider_version(session, provider_id) != version:
+            validated = validate(tables, load_stored(session, provider_id), today=today, prior=prior)
+        submission = Submission(
+            id=submission_id or str(uuid.uuid4()), provider_id=provider_id, period=period, received_at=received_at,
+            submitter=submitter, channel=channel, status="processing", mode=mode, standard_version=STANDARD_VERSION,
+        )
+        session.add(submission)
+        session.add_all(SubmissionFile(submission_id=submission.id, file_name=f["name"], record_type=None, sha256=f["sha256"], size_bytes=f["size_bytes"]) for f in file_list)
+        session.flush()
+        connection = session.connection()
+
+        findings = validated.findings
+        has_errors = findings.filter(pl.col("rule").is_in(ERROR_RULES)).height > 0
+        counts = {"new": 0, "changed": 0, "unchanged": 0, "warned": 0, "rejected": sum(f.height for f in validated.rejected.values())}
+        if not tables:
+            status = "unreadable"
+        elif mode == "all-or-nothing" and has_errors:
+            status = "refused"  # strict: no record is stored when anything fails
+        else:
+            extra: list[pl.DataFrame] = []
+            for name in ORDER:
+                if name not in validated.accepted:
+                    continue
+                accepted = validated.accepted[name]
+                result = upsert_records(
+                    connection, record_type=name, provider_id=provider_id, submission_id=submission.id, frame=accepted, now=received_at,
+                )
+                counts["new"] += result.new
+                counts["changed"] += result.changed
+                counts["unchanged"] += result.unchanged
+                if result.unknown_withdrawals.height:
+                    extra.append(_unknown_withdrawal_findings(accepted, result.unknown_withdrawals))
+                warned_rows = accepted.filter(pl.col(WARNED)).select(FILE, ROW)
+                if extra:
+                    warned_rows = pl.concat([warned_rows, extra[-1].select(pl.col("file").alias(FILE), pl.col("row").alias(ROW))]).unique()
+                counts["warned"] += warned_rows.height
+                _quarantine(connection, submission.id, name, validated.rejected.get(name))
+            if extra:
+                findings = pl.concat([findings, *extra]).sort(["file", "row"], maintain_order=True)
+            status = "partial" if counts["rejected"] or has_errors else "accepted"
+        if status in ("refused", "unreadable"):
+            counts["rejected"] = sum(t.frame.height for t in tables)
+        findings = _with_severity(findings)
+        insert_frame(connection, SubmissionFinding.__table__, findings.select(
+            pl.lit(submission.id).alias("submission_id"), "file", "sheet", "row", "field", "value", "rule", "severity", "message", "fix"))
+        submission.status = status
+        submission.n_new, submission.n_changed, submission.n_unchanged = counts["new"], counts["changed"], counts["unchanged"]
+        submission.n_warned, submission.n_rejected = counts["warned"], counts["rejected"]
+        submission.finished_at = datetime.now(timezone.utc)
+        session.flush()
+
+    return Receipt(
+        submission_id=submission.id, provider=provider, period=period, status=status, mode=mode, received_at=received_at,
+        submitter=submitter, files=file_list, counts=counts, findings=findings.select(*FINDING_ORDER).to_dicts(),
+    )
+
+
+FINDING_ORDER = ("file", "sheet", "row", "field", "value", "rule", "severity", "message", "fix")
+
+
+def _unknown_withdrawal_findings(accepted: pl.DataFrame, unknown: pl.DataFrame) -> pl.DataFrame:
+    key = unknown.columns[2]
+    rows = unknown.join(accepted.select(FILE, ROW, SHEET), on=[FILE, ROW], how="left")
+    return rows.select(
+        pl.col(FILE).alias("file"), pl.col(SHEET).alias("sheet"), pl.col(ROW).alias("row"), pl.lit(key).alias("field"),
+        pl.col(key).cast(pl.String).alias("value"), pl.lit("withdraw-unknown").alias("rule"),
+        pl.format("There is no stored record {} to withdraw (or it is already withdrawn).", pl.col(key)).alias("message"),
+        pl.lit("Check the key; nothing was changed.").alias("fix"),
+    )
+
+
+def _quarantine(connection, submission_id: str, record_type: str, rejected: pl.DataFrame | None) -> None:
+    if rejected is None or rejected.height == 0:
+        return
+    cells = [c for c in rejected.columns if c not in (FILE, SHEET, ROW)]
+    insert_frame(connection, QuarantinedRow.__table__, rejected.select(
+        pl.lit(submission_id).alias("submission_id"),
+        pl.lit(record_type).alias("record_type"),
+        pl.col(FILE).alias("file"),
+        pl.col(SHEET).alias("sheet"),
+        pl.col(ROW).alias("row"),
+        pl.struct(cells).struct.json_encode().alias("cells"),
+    ))
+
+
+def receipt_for(session: Session, submission_id: str) -> Receipt | None:
+    """A stored submission's receipt, findings included."""
+    submission = session.get(Submission, submission_id)
+    if submission is None:
+        return None
+    provider = session.get(Provider, submission.provider_id)
+    files = [{"name": f.file_name, "sha256": f.sha256, "size_bytes": f.size_bytes}
+             for f in session.scalars(select(SubmissionFile).where(SubmissionFile.submission_id == submission_id).order_by(SubmissionFile.id))]
+    findings = [
+        {"file": f.file, "sheet": f.sheet, "row": f.row, "field": f.field, "value": f.value, "rule": f.rule, "severity": f.severity, "message": f.message, "fix": f.fix}
+        for f in session.scalars(select(SubmissionFinding).where(SubmissionFinding.submission_id == submission_id).order_by(SubmissionFinding.id))
+    ]
+    return Receipt(
+        submission_id=submission.id, provider=provider.code if provider else "", period=submission.period, status=submission.status,
+        mode=submission.mode, received_at=submission.received_at, submitter=submission.submitter, files=files,
+        counts={"new": submission.n_new, "changed": submission.n_changed, "unchanged": submission.n_unchanged,
+                "warned": submission.n_warned, "rejected": submission.n_rejected},
+        findings=findings,
+    )
+
+
+def findings_as_objects(receipt: Receipt) -> list[Finding]:
+    return [Finding(f["file"], f["row"], f["field"], f["value"], f["rule"], f["message"], f["fix"], f["sheet"]) for f in receipt.findings]
+

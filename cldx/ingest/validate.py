@@ -1,0 +1,484 @@
+"""One validator for every channel: CSV, Excel and JSON all arrive here as text tables.
+
+Checks run in layers, all as Polars expressions over whole columns (no per-row Python):
+  field   type, required, code set and level, range, length, form;
+  record  end not before start, dates not in the future, age plausible for the service,
+          a domain of its instrument, a measure of its dimension, identity when consented;
+  across  duplicate keys in the submission, references to records sent now or stored;
+  stored  a client_ref already used for a different person.
+A record with any error is rejected (kept in quarantine by the caller); warnings do not block.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import date
+
+import polars as pl
+
+from cldx.standard import RECORD_TYPES, Field, FieldType, RecordType, code_set, load_instruments
+from cldx.standard.fields import DATE_FORMS
+
+from .findings import RULES
+from .sources import ROW, RawTable
+
+FILE, SHEET = "__file", "__sheet"
+ACTION, WITHDRAW = "action", "withdraw"
+WARNED = "__warned"
+FINDING_SCHEMA = {
+    "file": pl.String, "sheet": pl.String, "row": pl.Int64, "field": pl.String, "value": pl.String,
+    "rule": pl.String, "message": pl.String, "fix": pl.String,
+}
+# Parents first: a child record may refer to a parent accepted in the same submission.
+ORDER = ("client", "dependant", "engagement", "attendance", "assessment", "outcome")
+
+
+@dataclass
+class Stored:
+    """What the store already holds for this provider, in the shape validation needs."""
+
+    clients: pl.DataFrame  # client_ref, birth_year_month, identity_consent
+    client_identity: pl.DataFrame  # client_ref, family_name, date_of_birth
+    engagements: pl.DataFrame  # engagement_ref
+    pre_assessments: pl.DataFrame  # engagement_ref, instrument, domain, assessed_on
+    service_lines: dict[str, tuple[int | None, int | None]]  # code -> (min age, max age)
+
+    @classmethod
+    def empty(cls, service_lines: dict[str, tuple[int | None, int | None]]) -> Stored:
+        return cls(
+            pl.DataFrame(schema={"client_ref": pl.String, "birth_year_month": pl.String, "identity_consent": pl.Boolean}),
+            pl.DataFrame(schema={"client_ref": pl.String, "family_name": pl.String, "date_of_birth": pl.Date}),
+            pl.DataFrame(schema={"engagement_ref": pl.String}),
+            pl.DataFrame(schema={"engagement_ref": pl.String, "instrument": pl.String, "domain": pl.String, "assessed_on": pl.Date}),
+            service_lines,
+        )
+
+
+@dataclass
+class Validated:
+    """Accepted typed records and rejected raw rows per record type, and every finding."""
+
+    accepted: dict[str, pl.DataFrame] = field(default_factory=dict)
+    rejected: dict[str, pl.DataFrame] = field(default_factory=dict)
+    findings: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FINDING_SCHEMA))
+
+    @property
+    def error_count(self) -> int:
+        return self.findings.filter(pl.col("rule").is_in(ERROR_RULES)).height
+
+
+ERROR_RULES = [code for code, rule in RULES.items() if rule.severity == "error"]
+
+
+def _v(name: str) -> str:
+    return f"{name}__v"
+
+
+def _p(name: str) -> str:
+    return f"{name}__p"
+
+
+def _shown(spec: Field) -> pl.Expr:
+    """The value as a finding shows it: names and dates of birth masked."""
+    raw = pl.col(spec.name)
+    if not spec.identifying:
+        return raw
+    return pl.when(raw == "").then(pl.lit("")).otherwise(raw.str.slice(0, 1) + pl.lit("***"))
+
+
+# --- Field layer ------------------------------------------------------------------------------
+
+
+def _date_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(parsed date, matched an accepted form) for ISO and New Zealand day-first text."""
+    iso = raw.str.extract_groups(r"^(?<y>\d{4})-(?<m>\d{1,2})-(?<d>\d{1,2})$")
+    nz = raw.str.extract_groups(r"^(?<d>\d{1,2})/(?<m>\d{1,2})/(?<y>\d{4})$")
+    y = pl.coalesce(iso.struct.field("y"), nz.struct.field("y"))
+    m = pl.coalesce(iso.struct.field("m"), nz.struct.field("m"))
+    d = pl.coalesce(iso.struct.field("d"), nz.struct.field("d"))
+    parsed = pl.format("{}-{}-{}", y, m.str.zfill(2), d.str.zfill(2)).str.to_date("%Y-%m-%d", strict=False)
+    return parsed, y.is_not_null()
+
+
+_YES = ("y", "yes", "true", "1")
+_NO = ("n", "no", "false", "0")
+
+
+def _restorations(spec: Field) -> dict[str, str]:
+    """Codes Excel may have stripped of leading zeros -> the one code each can only be."""
+    codes = spec.accepted_codes()
+    stripped: dict[str, list[str]] = {}
+    for code in codes:
+        if code.startswith("0") and code.isdigit():
+            stripped.setdefault(code.lstrip("0"), []).append(code)
+    accepted = set(codes)
+    return {short: full[0] for short, full in stripped.items() if len(full) == 1 and short not in accepted}
+
+
+def _field_exprs(spec: Field, rt: RecordType, service_codes: list[str]) -> tuple[pl.Expr, pl.Expr, dict[str, tuple[str, str]]]:
+    """(typed value, problem rule or null, rule -> (message template, fix)) for one field.
+
+    Templates use {} for the shown value.
+    """
+    raw = pl.col(spec.name)
+    blank = raw == ""
+    hint = spec.format_hint
+    messages: dict[str, tuple[str, str]] = {
+        "required": (f"{spec.name} is required.", f"Fill in {spec.name}: {hint}."),
+    }
+    conditions: list[tuple[str, pl.Expr]] = []
+    value: pl.Expr
+    match spec.type:
+        case FieldType.DATE:
+            value, matched = _date_expr(raw)
+            conditions += [("date-format", ~matched), ("impossible-date", value.is_null())]
+            messages["date-format"] = (f"{{}} is not a date in an accepted form ({spec.name}).", f"Write {spec.name} as {DATE_FORMS}.")
+            messages["impossible-date"] = (
+                f"{{}} is not a real calendar date ({spec.name}); month-first dates are never guessed.",
+                f"Check the day and month and write {spec.name} as {DATE_FORMS}.",
+            )
+        case FieldType.YES_NO:
+            lowered = raw.str.to_lowercase()
+            value = pl.when(lowered.is_in(_YES)).then(True).when(lowered.is_in(_NO)).then(False).otherwise(None)
+            conditions.append(("yes-no", value.is_null()))
+            messages["yes-no"] = (f"{{}} is not y or n ({spec.name}).", f"Write y or n in {spec.name}.")
+        case FieldType.INTEGER | FieldType.DECIMAL:
+            number = raw.str.replace_all(",", "").str.strip_prefix("$").cast(pl.Float64, strict=False)
+            finite = number.is_not_null() & number.is_finite()
+            conditions.append(("not-a-number", ~finite))
+            messages["not-a-number"] = (f"{{}} is not a number ({spec.name}).", f"Write {spec.name} with digits, for example {spec.example or 5}.")
+            if spec.type is FieldType.INTEGER:
+                conditions.append(("not-a-whole-number", number != number.round(0)))
+                messages["not-a-whole-number"] = (f"{{}} is not a whole number ({spec.name}).", f"Round {spec.name} to a whole number.")
+            out_of_range = pl.lit(False)
+            if spec.min_value is not None:
+                out_of_range = out_of_range | (number < spec.min_value)
+            if spec.max_value is not None:
+                out_of_range = out_of_range | (number > spec.max_value)
+            conditions.append(("out-of-range", out_of_range))
+            messages["out-of-range"] = (f"{{}} is outside the range {spec.name} allows.", f"Write {hint}.")
+            value = number.cast(pl.Int64, strict=False) if spec.type is FieldType.INTEGER else number
+        case FieldType.CODE:
+            accepted = service_codes if spec.name == "service_code" else spec.accepted_codes()
+            restorable = _restorations(spec) if spec.code_set else {}
+            restored = raw.replace_strict(restorable, default=None) if restorable else pl.lit(None, pl.String)
+            value = pl.when(raw.is_in(accepted)).then(raw).otherwise(restored)
+            if spec.code_set and spec.levels:
+                every = [c.code for c in code_set(spec.code_set)]
+                conditions.append(("code-level", raw.is_in(every) & ~raw.is_in(accepted)))
+                messages["code-level"] = (f"{{}} is a code at a level {spec.name} does not take.", f"Send {hint}.")
+            conditions.append(("unknown-code", value.is_null()))
+            if spec.name == "service_code":
+                messages["unknown-code"] = ("{} is not a service line in the registry.", f"Use one of your contract's service codes: {', '.join(service_codes)}.")
+            elif spec.name == "action":
+                messages["unknown-code"] = ("{} is not an action.", "Leave action blank to add or update the record, or write withdraw.")
+            else:
+                messages["unknown-code"] = (f"{{}} is not a code in {spec.codes.title if spec.codes else spec.name}.", f"Use {hint}; the template's codes sheet lists every code.")
+        case _:
+            value = raw
+            if spec.max_length:
+                conditions.append(("too-long", raw.str.len_chars() > spec.max_length))
+                messages["too-long"] = (f"{spec.name} is longer than {spec.max_length} characters.", f"Shorten {spec.name}.")
+            if spec.pattern:
+                conditions.append(("bad-format", ~raw.str.contains(spec.pattern)))
+                messages["bad-format"] = (f"{{}} is not a valid {spec.name}.", f"Write {spec.name} as {hint}.")
+    problem = pl.when(blank & pl.lit(spec.required)).then(pl.lit("required"))
+    for rule, condition in conditions:
+        problem = problem.when(~blank & condition).then(pl.lit(rule))
+    problem = problem.otherwise(pl.lit(None, pl.String))
+    if spec.name not in rt.key:
+        # A withdrawal needs only the key; its other columns may say anything.
+        problem = pl.when(pl.col(ACTION) == WITHDRAW).then(pl.lit(None, pl.String)).otherwise(problem)
+    typed = pl.when(blank).then(None).otherwise(value)
+    return typed, problem, messages
+
+
+@dataclass(frozen=True)
+class _FieldPlan:
+    """A record type's field checks as expressions: built once, run on every submission."""
+
+    columns: list[pl.Expr]  # typed values (`x__v`) and problem rules (`x__p`)
+    flagged: pl.Expr  # true on rows with any field finding
+    findings: pl.Expr  # a list of finding structs per row (nulls where a field is fine)
+
+
+@functools.lru_cache(maxsize=64)
+def _field_plan(rt_name: str, service_codes: tuple[str, ...]) -> _FieldPlan:
+    """Building expressions costs more than running them on a month's few records, so they are kept."""
+    rt = RECORD_TYPES[rt_name]
+    columns: list[pl.Expr] = []
+    flags: list[pl.Expr] = []
+    structs: list[pl.Expr] = []
+    for spec in rt.fields:
+        typed, problem, messages = _field_exprs(spec, rt, list(service_codes))
+        columns += [typed.alias(_v(spec.name)), problem.alias(_p(spec.name))]
+        rule = pl.col(_p(spec.name))
+        message = pl.lit(None, pl.String)
+        fix = pl.lit(None, pl.String)
+        for name, (template, fix_text) in messages.items():
+            message = pl.when(rule == name).then(pl.format(template, _shown(spec)) if "{}" in template else pl.lit(template)).otherwise(message)
+            fix = pl.when(rule == name).then(pl.lit(fix_text)).otherwise(fix)
+        flags.append(rule.is_not_null())
+        structs.append(pl.when(rule.is_not_null()).then(_finding_struct(spec.name, _shown(spec), rule, message, fix)))
+        if spec.type is FieldType.CODE and spec.code_set:
+            # A code Excel stripped of its leading zeros, restored because only one code fits.
+            restored = (pl.col(spec.name) != pl.col(_v(spec.name))) & pl.col(_v(spec.name)).is_not_null()
+            flags.append(restored)
+            structs.append(pl.when(restored).then(_finding_struct(
+                spec.name, pl.col(spec.name), pl.lit("leading-zeros-restored"),
+                pl.format("{} was read as {}: Excel had dropped its leading zeros.", pl.col(spec.name), pl.col(_v(spec.name))),
+                pl.lit(f"Format the {spec.name} column as Text in Excel so codes keep their leading zeros."),
+            )))
+    return _FieldPlan(columns, pl.any_horizontal(flags), pl.concat_list(structs))
+
+
+def _finding_struct(field_name: str, value: pl.Expr, rule: pl.Expr, message: pl.Expr, fix: pl.Expr) -> pl.Expr:
+    return pl.struct(
+        pl.lit(field_name, pl.String).alias("field"), value.cast(pl.String).alias("value"), rule.cast(pl.String).alias("rule"),
+        message.cast(pl.String).alias("message"), fix.cast(pl.String).alias("fix"),
+    )
+
+
+def _field_layer(frame: pl.DataFrame, rt: RecordType, service_codes: list[str]) -> tuple[pl.DataFrame, list[pl.LazyFrame]]:
+    # The action column decides how the others are read, so it is parsed first.
+    frame = frame.with_columns(pl.col(ACTION).str.to_lowercase().alias(ACTION))
+    plan = _field_plan(rt.name, tuple(service_codes))
+    frame = frame.with_columns(plan.columns)
+    # Only the few rows with a finding build finding structs.
+    findings = (
+        frame.lazy().filter(plan.flagged)
+        .select(pl.col(FILE).alias("file"), pl.col(SHEET).alias("sheet"), pl.col(ROW).alias("row"), plan.findings.alias("__f"))
+        .explode("__f").drop_nulls("__f").unnest("__f")
+        .select(*FINDING_SCHEMA)
+    )
+    return frame, [findings]
+
+
+def _findings(rows: pl.DataFrame | pl.LazyFrame, field_name: str | None, value: pl.Expr, rule: pl.Expr, message: pl.Expr, fix: pl.Expr) -> pl.LazyFrame:
+    return rows.lazy().select(
+        pl.col(FILE).alias("file"),
+        pl.col(SHEET).alias("sheet"),
+        pl.col(ROW).alias("row"),
+        pl.lit(field_name, pl.String).alias("field"),
+        value.cast(pl.String).alias("value"),
+        rule.cast(pl.String).alias("rule"),
+        message.cast(pl.String).alias("message"),
+        fix.cast(pl.String).alias("fix"),
+    )
+
+
+def _rule_rows(frame: pl.DataFrame | pl.LazyFrame, condition: pl.Expr, field_name: str, rule: str, message: pl.Expr | str, fix: str, value: pl.Expr | None = None) -> list[pl.LazyFrame]:
+    """Findings of one rule for the rows where `condition` holds (null counts as not holding).
+
+    Lazy, so all of a record type's checks run in one Polars query.
+    """
+    rows = frame.lazy().filter(condition.fill_null(False))
+    message_expr = pl.lit(message) if isinstance(message, str) else message
+    return [_findings(rows, field_name, pl.col(field_name) if value is None else value, pl.lit(rule), message_expr, pl.lit(fix))]
+
+
+# --- Record layer -----------------------------------------------------------------------------
+
+
+def _record_layer(name: str, frame: pl.DataFrame, stored: Stored, accepted_clients: pl.DataFrame, today: date) -> list[pl.LazyFrame]:
+    v = lambda f: pl.col(_v(f))  # noqa: E731 - reads as "the value of"
+    upsert = pl.col(ACTION) != WITHDRAW
+    found: list[pl.DataFrame] = []
+    for spec in RECORD_TYPES[name].fields:
+        if spec.type is FieldType.DATE:
+            limit = "born" if spec.name == "date_of_birth" else "dated"
+            found += _rule_rows(frame, upsert & (v(spec.name) > today), spec.name, "future-date",
+                                pl.format(f"{{}} is in the future; a record cannot be {limit} after it is sent.", pl.col(spec.name)),
+                                f"Check {spec.name}: {DATE_FORMS}.")
+    if name == "client":
+        consent = v("identity_consent").fill_null(True)
+        for spec in RECORD_TYPES["client"].identifying_fields:
+            found += _rule_rows(frame, upsert & consent & (pl.col(spec.name) == ""), spec.name, "conditional-required",
+                                f"{spec.name} is required for a client who has not declined identification.",
+                                f"Fill in {spec.name}, or write n in identity_consent if the client declined to be identified.", value=pl.lit(""))
+        found += _rule_rows(frame, upsert & ~consent & ((pl.col("family_name") != "") | (pl.col("given_names") != "") | (pl.col("date_of_birth") != "")),
+                            "identity_consent", "identity-declined",
+                            "The client declined identification, so the name and date of birth sent are not stored.",
+                            "Leave family_name, given_names and date_of_birth blank for clients who declined.")
+        found += _rule_rows(frame, upsert & v("notified_of_sharing_on").is_null() & (pl.col("notified_of_sharing_on") == ""),
+                            "notified_of_sharing_on", "not-notified",
+                            "No date is given for telling the client their data is shared with the ministry.",
+                            "Record the date you notified the client, and send it next month.", value=pl.lit(""))
+    elif name == "engagement":
+        found += _rule_rows(frame, upsert & (v("end_date") < v("start_date")), "end_date", "date-order",
+                            pl.format("end_date {} is before start_date {}.", pl.col("end_date"), pl.col("start_date")),
+                            "Correct the end date (or the start date) so the engagement ends on or after it starts.")
+        found += _rule_rows(frame, upsert & v("end_date").is_not_null() & (pl.col("end_reason") == ""), "end_reason", "conditional-required",
+                            "end_reason is required when end_date is given.", "Give the reason the engagement ended.", value=pl.lit(""))
+        found += _age_findings(frame, stored, accepted_clients)
+    elif name == "assessment":
+        found += _assessment_findings(frame, stored)
+    elif name == "outcome":
+        dimension_of = {c.code: c.parent for c in code_set("outcome_measure")}
+        found += _rule_rows(frame, upsert & v("measure").is_not_null() & v("dimension").is_not_null()
+                            & (v("measure").replace_strict(dimension_of, default=None) != v("dimension")),
+                            "measure", "measure-mismatch", pl.format("Measure {} does not belong to dimension {}.", pl.col("measure"), pl.col("dimension")),
+                            "Use a measure listed for the dimension, or correct the dimension.")
+    return found
+
+
+def _age_findings(frame: pl.DataFrame, stored: Stored, accepted_clients: pl.DataFrame) -> list[pl.LazyFrame]:
+    """Age at start outside the service's plausible range (more than a year out) is a warning."""
+    births = pl.concat([
+        accepted_clients.select("client_ref", "birth_year_month"),
+        stored.clients.select("client_ref", "birth_year_month"),
+    ]).filter(pl.col("birth_year_month").is_not_null()).unique("client_ref", keep="first")
+    ranges = pl.DataFrame(
+        [(code, lo, hi) for code, (lo, hi) in stored.service_lines.items()],
+        schema={"service": pl.String, "min_age": pl.Int64, "max_age": pl.Int64}, orient="row",
+    )
+    joined = (
+        frame.lazy().filter(pl.col(ACTION) != WITHDRAW)
+        .join(births.lazy(), left_on=_v("client_ref"), right_on="client_ref", how="inner")
+        .join(ranges.lazy(), left_on=_v("service_code"), right_on="service", how="inner")
+        .with_columns(
+            ((pl.col(_v("start_date")).dt.year() * 12 + pl.col(_v("start_date")).dt.month()
+              - pl.col("birth_year_month").str.slice(0, 4).cast(pl.Int64) * 12 - pl.col("birth_year_month").str.slice(5, 2).cast(pl.Int64)) // 12
+             ).alias("__age")
+        )
+    )
+    implausible = (pl.col("__age") < pl.col("min_age") - 1) | (pl.col("__age") > pl.col("max_age") + 1)
+    return _rule_rows(joined, implausible, "client_ref", "implausible-age",
+                      pl.format("The client is {} at the start of this {} engagement, outside the ages the service serves ({} to {}).",
+                                pl.col("__age"), pl.col(_v("service_code")), pl.col("min_age"), pl.col("max_age")),
+                      "Check the client's date of birth and the service code.")
+
+
+def _assessment_findings(frame: pl.DataFrame, stored: Stored) -> list[pl.LazyFrame]:
+    instruments = load_instruments()
+    domains = pl.DataFrame(
+        [(i.code, d.code, d.min_score, d.max_score) for i in instruments.values() for d in i.domains.values()],
+        schema={"__instrument": pl.String, "__domain": pl.String, "__min": pl.Float64, "__max": pl.Float64}, orient="row",
+    )
+    upsert = frame.lazy().filter((pl.col(ACTION) != WITHDRAW) & pl.col(_v("instrument")).is_not_null() & pl.col(_v("domain")).is_not_null())
+    joined = upsert.join(domains.lazy(), left_on=[_v("instrument"), _v("domain")], right_on=["__instrument", "__domain"], how="left")
+    found = _rule_rows(joined, pl.col("__min").is_null(), "domain", "domain-mismatch",
+                       pl.format("{} is not a domain of instrument {}.", pl.col("domain"), pl.col("instrument")),
+                       "Use one of the instrument's own domains (see the instruments table in the data standard).")
+    found += _rule_rows(joined, (pl.col(_v("score")) < pl.col("__min")) | (pl.col(_v("score")) > pl.col("__max")), "score", "out-of-range",
+                        pl.format("Score {} is outside {} {}'s range {} to {}.", pl.col("score"), pl.col("instrument"), pl.col("domain"), pl.col("__min"), pl.col("__max")),
+                        "Check the score against the instrument's scoring guide.")
+    # A post assessment cannot come before the pre assessment of the same engagement and domain.
+    pre = pl.concat([
+        upsert.filter(pl.col(_v("phase")) == "pre").select(
+            pl.col(_v("engagement_ref")).alias("engagement_ref"), pl.col(_v("instrument")).alias("instrument"),
+            pl.col(_v("domain")).alias("domain"), pl.col(_v("assessed_on")).alias("pre_on")),
+        stored.pre_assessments.lazy().rename({"assessed_on": "pre_on"}),
+    ]).unique(["engagement_ref", "instrument", "domain"], keep="first")
+    post = upsert.filter(pl.col(_v("phase")) == "post").join(
+        pre, left_on=[_v("engagement_ref"), _v("instrument"), _v("domain")], right_on=["engagement_ref", "instrument", "domain"], how="inner")
+    found += _rule_rows(post, pl.col(_v("assessed_on")) < pl.col("pre_on"), "assessed_on", "date-order",
+                        pl.format("The post assessment on {} is before the pre assessment on {}.", pl.col("assessed_on"), pl.col("pre_on").cast(pl.String)),
+                        "Check the phase and the assessment dates.")
+    return found
+
+
+# --- Across records and against the store ------------------------------------------------------
+
+
+def _duplicate_keys(frame: pl.DataFrame, rt: RecordType) -> list[pl.LazyFrame]:
+    keys = [_v(k) for k in rt.key]
+    complete = pl.all_horizontal([pl.col(k).is_not_null() for k in keys])
+    first_row = pl.col(ROW).first().over(keys)
+    rows = frame.lazy().with_columns(first_row.alias("__first"), pl.col(FILE).first().over(keys).alias("__first_file"))
+    duplicate = complete & ~pl.struct(keys).is_first_distinct()
+    what = " + ".join(rt.key)
+    return _rule_rows(rows, duplicate, rt.key[0], "duplicate-key",
+                      pl.format(f"This {what} was already given in {{}} row {{}}.", pl.col("__first_file"), pl.col("__first")),
+                      "Send each record once: delete this row or correct its key.")
+
+
+def _references(frame: pl.DataFrame, rt: RecordType, known: dict[str, pl.Series]) -> list[pl.LazyFrame]:
+    found = []
+    for reference in rt.references:
+        parent = RECORD_TYPES[reference.record_type]
+        missing = (pl.col(ACTION) != WITHDRAW) & pl.col(_v(reference.field)).is_not_null() & ~pl.col(_v(reference.field)).is_in(known[reference.record_type].implode())
+        found += _rule_rows(frame, missing, reference.field, "unknown-reference",
+                            pl.format(f"{reference.field} {{}} is not {_a(parent.title.lower())} accepted in this submission or already stored.", pl.col(reference.field)),
+                            f"Send the {parent.title.lower()} in {parent.file_name} (and fix any error it has), or correct {reference.field}.")
+    return found
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def _reused_refs(frame: pl.DataFrame, stored: Stored) -> list[pl.LazyFrame]:
+    """A client_ref that already belongs to someone else: both family name and birth date differ."""
+    if stored.client_identity.height == 0:
+        return []
+    joined = frame.lazy().filter(pl.col(ACTION) != WITHDRAW).join(stored.client_identity.lazy(), left_on=_v("client_ref"), right_on="client_ref", how="inner")
+    different = (
+        pl.col("family_name_right").is_not_null() & pl.col(_v("date_of_birth")).is_not_null()
+        & (pl.col(_v("family_name")).str.to_lowercase() != pl.col("family_name_right").str.to_lowercase())
+        & (pl.col(_v("date_of_birth")) != pl.col("date_of_birth_right"))
+    )
+    return _rule_rows(joined, different, "client_ref", "ref-reused",
+                      pl.format("client_ref {} already belongs to a different person (another name and date of birth).", pl.col("client_ref")),
+                      "Give this client a client_ref of their own; never reuse a reference.")
+
+
+# --- The whole submission ---------------------------------------------------------------------
+
+
+def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.DataFrame | None = None) -> Validated:
+    """Validate every table of a submission; the caller stores `accepted` and quarantines `rejected`.
+
+    `prior` holds the findings made while reading the files; those naming a row (a ragged
+    row, say) reject that row too, and all of them lead the submission's findings.
+    """
+    result = Validated()
+    prior = prior if prior is not None else pl.DataFrame(schema=FINDING_SCHEMA)
+    prior_errors = prior.filter(pl.col("rule").is_in(ERROR_RULES) & pl.col("row").is_not_null()).select(pl.col("file").alias(FILE), pl.col("row").alias(ROW))
+    service_codes = sorted(stored.service_lines)
+    by_type: dict[str, pl.DataFrame] = {}
+    for table in tables:
+        frame = table.frame.with_columns(pl.lit(table.file).alias(FILE), pl.lit(table.sheet, pl.String).alias(SHEET))
+        by_type[table.record_type.name] = pl.concat([by_type[table.record_type.name], frame]) if table.record_type.name in by_type else frame
+
+    known: dict[str, pl.Series] = {
+        "client": stored.clients["client_ref"],
+        "engagement": stored.engagements["engagement_ref"],
+    }
+    findings: list[pl.DataFrame] = []
+    accepted_clients = pl.DataFrame(schema={"client_ref": pl.String, "birth_year_month": pl.String})
+    for name in ORDER:
+        if name not in by_type:
+            continue
+        rt = RECORD_TYPES[name]
+        frame, found = _field_layer(by_type[name], rt, service_codes)
+        found += _record_layer(name, frame, stored, accepted_clients, today)
+        found += _duplicate_keys(frame, rt)
+        found += _references(frame, rt, known)
+        if name == "client":
+            found += _reused_refs(frame, stored)
+        these = pl.concat(found).collect() if found else pl.DataFrame(schema=FINDING_SCHEMA)
+        errors = pl.concat([these.filter(pl.col("rule").is_in(ERROR_RULES)).select(pl.col("file").alias(FILE), pl.col("row").alias(ROW)), prior_errors]).unique()
+        warned = these.filter(~pl.col("rule").is_in(ERROR_RULES)).select(pl.col("file").alias(FILE), pl.col("row").alias(ROW)).unique()
+        good = frame.join(errors, on=[FILE, ROW], how="anti")
+        good = good.join(warned.with_columns(pl.lit(True).alias(WARNED)), on=[FILE, ROW], how="left").with_columns(pl.col(WARNED).fill_null(False))
+        result.rejected[name] = frame.join(errors, on=[FILE, ROW], how="semi").select(FILE, SHEET, ROW, *rt.columns)
+        typed = good.select(FILE, SHEET, ROW, WARNED, pl.col(ACTION).replace("", "upsert"), *[pl.col(_v(f.name)).alias(f.name) for f in rt.fields if f.name != ACTION])
+        if name == "client":
+            consent = pl.col("identity_consent").fill_null(True)
+            typed = typed.with_columns(
+                consent.alias("identity_consent"),
+                pl.col("date_of_birth").dt.strftime("%Y-%m").alias("birth_year_month"),
+                # A client who declined identification is stored without it.
+                *[pl.when(consent).then(pl.col(c)).otherwise(None).alias(c) for c in ("family_name", "given_names", "date_of_birth")],
+            ).with_columns(pl.when(pl.col("identity_consent")).then(pl.col("birth_year_month")).otherwise(None).alias("birth_year_month"))
+            accepted_clients = typed.filter(pl.col(ACTION) != WITHDRAW).select("client_ref", "birth_year_month")
+        elif name == "dependant":
+            typed = typed.with_columns(pl.col("date_of_birth").dt.strftime("%Y-%m").alias("birth_year_month"))
+        result.accepted[name] = typed
+        if name in known:
+            known[name] = pl.concat([known[name], typed.filter(pl.col(ACTION) != WITHDRAW)[rt.key[0]]])
+        findings.append(these)
+    result.findings = pl.concat([prior, *findings]).sort(["file", "row"], maintain_order=True, nulls_last=False)
+    return result

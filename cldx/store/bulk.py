@@ -1,0 +1,251 @@
+"""Bulk paths: whole Polars frames into the record tables, without an ORM object per row.
+
+SQLite gets DB-API `executemany` with values already in SQLAlchemy's storage formats;
+PostgreSQL gets `COPY ... FROM STDIN` fed by Polars' CSV writer. Both run on the caller's
+connection, inside the caller's transaction, so a submission is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+import polars as pl
+from sqlalchemy import Connection, Table, select
+
+from cldx.standard import RECORD_TYPES
+
+from .models import IDENTITY_MODELS, RECORD_MODELS, RecordHistory
+
+# Columns every record carries that are bookkeeping, not the record's own values.
+BOOKKEEPING = ("id", "provider_id", "first_submission_id", "last_submission_id", "created_at", "updated_at", "withdrawn_at")
+IDENTITY_VALUES = ("family_name", "given_names", "date_of_birth")
+
+
+def record_table(record_type: str) -> Table:
+    return RECORD_MODELS[record_type].__table__  # type: ignore[return-value]
+
+
+def identity_table(record_type: str) -> Table | None:
+    model = IDENTITY_MODELS.get(record_type)
+    return model.__table__ if model is not None else None  # type: ignore[return-value]
+
+
+def value_columns(record_type: str) -> list[str]:
+    """The record's own analytic columns, in table order."""
+    return [c.name for c in record_table(record_type).columns if c.name not in BOOKKEEPING]
+
+
+def _polars_type(column) -> pl.DataType:
+    python = column.type.python_type
+    return {str: pl.String, int: pl.Int64, bool: pl.Boolean, float: pl.Float64}.get(python) or (
+        pl.Date if python.__name__ == "date" else pl.Datetime("us", "UTC") if python is datetime else pl.Float64
+    )
+
+
+def read_frame(connection: Connection, table: Table, columns: list[str], *where) -> pl.DataFrame:
+    """Rows of `table` as a typed Polars frame (Decimals read as floats)."""
+    chosen = [table.c[name] for name in columns]
+    schema = {name: _polars_type(table.c[name]) for name in columns}
+    rows = connection.execute(select(*chosen).where(*where)).all()
+    if not rows:
+        return pl.DataFrame(schema=schema)
+    numeric = [i for i, name in enumerate(columns) if schema[name] == pl.Float64]
+    if numeric:
+        rows = [tuple(float(v) if i in numeric and v is not None else v for i, v in enumerate(r)) for r in rows]
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+# --- Writing --------------------------------------------------------------------------------
+
+
+def _sqlite_values(frame: pl.DataFrame, table: Table) -> list[tuple]:
+    """Rows with dates and times as the text SQLAlchemy's SQLite dialect stores and reads back."""
+    exprs = []
+    for name in frame.columns:
+        dtype = frame.schema[name]
+        if dtype == pl.Date:
+            exprs.append(pl.col(name).dt.strftime("%Y-%m-%d"))
+        elif isinstance(dtype, pl.Datetime):
+            exprs.append(pl.col(name).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%6f"))
+        else:
+            exprs.append(pl.col(name))
+    return frame.select(exprs).rows()
+
+
+def insert_frame(connection: Connection, table: Table, frame: pl.DataFrame) -> int:
+    """Insert every row of `frame` (its columns named as the table's) into `table`."""
+    if frame.height == 0:
+        return 0
+    columns = frame.columns
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        buffer = io.BytesIO()
+        frame.write_csv(buffer, include_header=False, null_value="")
+        driver = connection.connection.driver_connection
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        with driver.cursor() as cursor:
+            with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy:
+                copy.write(buffer.getvalue())
+        return frame.height
+    placeholders = ", ".join("?" for _ in columns)
+    sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({placeholders})'
+    connection.connection.driver_connection.executemany(sql, _sqlite_values(frame, table))
+    return frame.height
+
+
+def update_by_id(connection: Connection, table: Table, frame: pl.DataFrame) -> int:
+    """Set the frame's columns (other than `id`) on the rows with those ids."""
+    if frame.height == 0:
+        return 0
+    columns = [c for c in frame.columns if c != "id"]
+    ordered = frame.select(*columns, "id")
+    if connection.dialect.name == "postgresql":
+        assignments = ", ".join(f'"{c}" = %s' for c in columns)
+        sql = f'UPDATE "{table.name}" SET {assignments} WHERE id = %s'
+        with connection.connection.driver_connection.cursor() as cursor:
+            cursor.executemany(sql, ordered.rows())
+    else:
+        assignments = ", ".join(f'"{c}" = ?' for c in columns)
+        sql = f'UPDATE "{table.name}" SET {assignments} WHERE id = ?'
+        connection.connection.driver_connection.executemany(sql, _sqlite_values(ordered, table))
+    return frame.height
+
+
+# --- Upserting a record type ----------------------------------------------------------------
+
+
+@dataclass
+class UpsertResult:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    # Rows (file, row) that asked to withdraw something not stored: the caller warns about them.
+    unknown_withdrawals: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # Rows (file, row) of each outcome, so the caller can count warned records.
+    outcome: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def _same(a: str, b: str) -> pl.Expr:
+    return pl.col(a).eq_missing(pl.col(b))
+
+
+def upsert_records(
+    connection: Connection,
+    *,
+    record_type: str,
+    provider_id: int,
+    submission_id: str,
+    frame: pl.DataFrame,
+    now: datetime,
+    file_col: str = "__file",
+    row_col: str = "__row",
+) -> UpsertResult:
+    """Store accepted records by key: insert new ones, update changed ones (keeping history), withdraw.
+
+    `frame` holds the standard's typed values plus `action` and the file/row columns. Sending
+    the same records again finds every one unchanged and writes nothing.
+    """
+    table = record_table(record_type)
+    identity = identity_table(record_type)
+    # Columns the caller did not send (person_key before the identity part sets it) are left alone.
+    values = [c for c in value_columns(record_type) if c in frame.columns]
+    keys = [c.name for c in table.columns if c.name in _natural_key(record_type)]
+    id_values = list(IDENTITY_VALUES) if identity is not None else []
+
+    stored = read_frame(connection, table, ["id", *values, "withdrawn_at"], table.c.provider_id == provider_id)
+    if identity is not None:
+        stored_identity = read_frame(connection, identity, [*keys, *id_values], identity.c.provider_id == provider_id)
+        stored = stored.join(stored_identity, on=keys, how="left")
+    incoming = frame.select(file_col, row_col, "action", *values, *id_values)
+    joined = incoming.join(stored.rename({c: f"{c}__old" for c in stored.columns if c not in keys}), on=keys, how="left")
+    is_stored = pl.col("id__old").is_not_null()
+    was_withdrawn = pl.col("withdrawn_at__old").is_not_null()
+    compared = [c for c in values + id_values if c not in keys]
+    same = pl.all_horizontal([_same(c, f"{c}__old") for c in compared]) if compared else pl.lit(True)
+    withdraw = pl.col("action") == "withdraw"
+    joined = joined.with_columns(
+        pl.when(withdraw & is_stored & ~was_withdrawn).then(pl.lit("withdrawn"))
+        .when(withdraw).then(pl.lit("unknown-withdrawal"))
+        .when(~is_stored).then(pl.lit("new"))
+        .when(was_withdrawn).then(pl.lit("reinstated"))
+        .when(same).then(pl.lit("unchanged"))
+        .otherwise(pl.lit("changed"))
+        .alias("__outcome")
+    )
+
+    new = joined.filter(pl.col("__outcome") == "new")
+    insert_frame(connection, table, new.select(
+        *values,
+        pl.lit(provider_id).alias("provider_id"),
+        pl.lit(submission_id).alias("first_submission_id"),
+        pl.lit(submission_id).alias("last_submission_id"),
+        pl.lit(now).alias("created_at"),
+        pl.lit(now).alias("updated_at"),
+    ))
+    if identity is not None:
+        insert_frame(connection, identity, new.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in id_values])).select(
+            pl.lit(provider_id).alias("provider_id"), *keys, *id_values))
+
+    touched = joined.filter(pl.col("__outcome").is_in(["changed", "reinstated", "withdrawn"]))
+    if touched.height:
+        history = touched.select(
+            pl.lit(record_type).alias("record_type"),
+            pl.col("id__old").alias("record_id"),
+            pl.lit(provider_id).alias("provider_id"),
+            pl.lit(submission_id).alias("submission_id"),
+            pl.col("__outcome").alias("change"),
+            pl.struct([pl.col(f"{c}__old").alias(c) for c in values if c not in keys]).struct.json_encode().alias("previous"),
+            pl.lit(now).alias("changed_at"),
+        )
+        insert_frame(connection, RecordHistory.__table__, history)  # type: ignore[arg-type]
+        withdrawn = pl.col("__outcome") == "withdrawn"
+        update_by_id(connection, table, touched.select(
+            pl.col("id__old").alias("id"),
+            *[pl.when(withdrawn).then(pl.col(f"{c}__old")).otherwise(pl.col(c)).alias(c) for c in values if c not in keys],
+            pl.lit(submission_id).alias("last_submission_id"),
+            pl.lit(now).alias("updated_at"),
+            pl.when(withdrawn).then(pl.lit(now)).otherwise(None).alias("withdrawn_at"),
+        ))
+        if identity is not None:
+            _replace_identity(connection, identity, provider_id, keys, id_values, touched.filter(~withdrawn))
+
+    counts = joined.group_by("__outcome").len()
+    by = dict(counts.iter_rows())
+    return UpsertResult(
+        new=by.get("new", 0),
+        changed=by.get("changed", 0) + by.get("reinstated", 0) + by.get("withdrawn", 0),
+        unchanged=by.get("unchanged", 0),
+        unknown_withdrawals=joined.filter(pl.col("__outcome") == "unknown-withdrawal").select(file_col, row_col, *keys),
+        outcome=joined.select(file_col, row_col, "__outcome"),
+    )
+
+
+def _replace_identity(connection: Connection, identity: Table, provider_id: int, keys: list[str], id_values: list[str], rows: pl.DataFrame) -> None:
+    """Changed identity values: delete the stored row and insert the new one (fewer statements than upserting)."""
+    changed = rows.filter(~pl.all_horizontal([_same(c, f"{c}__old") for c in id_values]))
+    if not changed.height:
+        return
+    key_rows = changed.select(*keys).rows()
+    placeholder = "%s" if connection.dialect.name == "postgresql" else "?"
+    condition = " AND ".join(f'"{k}" = {placeholder}' for k in keys)
+    sql = f'DELETE FROM "{identity.name}" WHERE provider_id = {placeholder} AND {condition}'
+    driver = connection.connection.driver_connection
+    params = [(provider_id, *k) for k in key_rows]
+    if connection.dialect.name == "postgresql":
+        with driver.cursor() as cursor:
+            cursor.executemany(sql, params)
+    else:
+        driver.executemany(sql, params)
+    insert_frame(connection, identity, changed.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in id_values])).select(
+        pl.lit(provider_id).alias("provider_id"), *keys, *id_values))
+
+
+def _natural_key(record_type: str) -> tuple[str, ...]:
+    return RECORD_TYPES[record_type].key
+
+
+def json_cells(frame: pl.DataFrame) -> list[str]:
+    """Each row as a JSON object of its text cells (for quarantine)."""
+    return [json.dumps(row, ensure_ascii=False) for row in frame.iter_rows(named=True)]
