@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         200 * 1024 * 1024, description="Largest upload the web app accepts, in bytes."
     )
+    queue_threshold_bytes: int = Field(
+        2 * 1024 * 1024, description="Uploads larger than this go to the background worker instead of being processed in the request."
+    )
+    embedded_worker: bool = Field(
+        True, description="Run a queue worker thread inside the web app (the embedded default needs no other process)."
+    )
     timezone: str = Field("Pacific/Auckland", description="Time zone times are shown in (they are stored in UTC).")
 
     @property

@@ -11,6 +11,7 @@ from . import registry as registry_cmd
 from . import serve as serve_cmd
 from . import standard as standard_cmd
 from . import store as store_cmd
+from . import submit as submit_cmd
 
 app = typer.Typer(
     name="cldx",
@@ -21,6 +22,7 @@ app = typer.Typer(
 store_cmd.register(app)
 serve_cmd.register(app)
 generate_cmd.register(app)
+submit_cmd.register(app)
 app.add_typer(standard_cmd.app, name="standard")
 app.add_typer(registry_cmd.app, name="registry")
 

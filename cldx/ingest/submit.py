@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cldx.standard import STANDARD_VERSION
@@ -26,6 +26,8 @@ from cldx.store.models import (
     Client,
     ClientIdentity,
     Engagement,
+    Job,
+    JobFile,
     Provider,
     QuarantinedRow,
     ServiceLine,
@@ -140,8 +142,14 @@ def submit(
     channel: str,
     received_at: datetime | None = None,
     submission_id: str | None = None,
+    finish_job: int | None = None,
 ) -> Receipt:
-    """Validate and store a submission; raise UnknownProvider before anything is read."""
+    """Validate and store a submission; raise UnknownProvider before anything is read.
+
+    `submission_id` names a queued submission to complete (its receipt already exists);
+    `finish_job` is the queue job to mark done in the same transaction, so a crash leaves
+    the job to be retried and never a half-stored submission.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     received_at = received_at or datetime.now(timezone.utc)
@@ -167,11 +175,16 @@ def submit(
     with write_transaction(engine, lock=provider_id) as session:
         if _provider_version(session, provider_id) != version:
             validated = validate(tables, load_stored(session, provider_id), today=today, prior=prior)
-        submission = Submission(
-            id=submission_id or str(uuid.uuid4()), provider_id=provider_id, period=period, received_at=received_at,
-            submitter=submitter, channel=channel, status="processing", mode=mode, standard_version=STANDARD_VERSION,
-        )
-        session.add(submission)
+        submission = session.get(Submission, submission_id) if submission_id else None
+        if submission is None:
+            submission = Submission(
+                id=submission_id or str(uuid.uuid4()), provider_id=provider_id, period=period, received_at=received_at,
+                submitter=submitter, channel=channel, status="processing", mode=mode, standard_version=STANDARD_VERSION,
+            )
+            session.add(submission)
+        if finish_job is not None:
+            session.execute(update(Job).where(Job.id == finish_job).values(status="done", progress_step="done", progress_done=Job.progress_total, error=None))
+            session.execute(delete(JobFile).where(JobFile.job_id == finish_job))
         session.add_all(SubmissionFile(submission_id=submission.id, file_name=f["name"], record_type=None, sha256=f["sha256"], size_bytes=f["size_bytes"]) for f in file_list)
         session.flush()
         connection = session.connection()

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 import cldx
 from cldx.config import Settings
+from cldx.ingest.queue import Worker
 from cldx.store.db import make_engine, make_session_factory
 
 from .api import api_router, health
@@ -32,7 +33,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The embedded worker takes large uploads off the queue, so SQLite needs no other process.
+        worker = Worker(engine) if settings.embedded_worker else None
+        if worker is not None:
+            worker.start()
         yield
+        if worker is not None:
+            worker.stop()
+            worker.join(timeout=30)
         engine.dispose()
 
     app = FastAPI(

@@ -1,0 +1,237 @@
+"""`/api/v1/submissions`: send records (files or a JSON batch), read receipts and findings.
+
+One endpoint takes both forms a provider's system may use: multipart files (CSV or the Excel
+workbook) or a JSON body of record lists. Small submissions are processed in the request
+(201 with the receipt); large ones are queued for the worker (202; poll the receipt, whose
+`progress` says how far it has got). Malformed input is a 422 in the shared error shape, never a 500.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from starlette.datastructures import UploadFile
+
+from cldx.ingest.queue import enqueue, progress
+from cldx.ingest.sources import SourceFile
+from cldx.ingest.submit import MODES, UnknownProvider, receipt_for, submit
+from cldx.store.models import QuarantinedRow, SubmissionFinding
+from cldx.web.deps import SessionDep, SettingsDep
+from cldx.web.export import neutralise
+
+router = APIRouter(prefix="/submissions", tags=["submissions"])
+
+FINDING_COLUMNS = ("file", "sheet", "row", "field", "value", "rule", "severity", "message", "fix")
+
+
+class FindingPublic(BaseModel):
+    file: str
+    sheet: str | None
+    row: int | None = Field(description="The spreadsheet row the provider sees (header = 1); for JSON, the item's position.")
+    field: str | None
+    value: str | None = Field(description="The value as sent; names and dates of birth are masked.")
+    rule: str
+    severity: str
+    message: str
+    fix: str
+
+
+class ProgressPublic(BaseModel):
+    status: str
+    step: str
+    done: int
+    total: int
+    error: str | None
+
+
+class ReceiptPublic(BaseModel):
+    submission_id: str
+    provider: str
+    period: str
+    status: str = Field(description="queued, processing, accepted, partial, refused, unreadable or failed")
+    mode: str
+    received_at: str
+    submitter: str
+    files: list[dict[str, Any]]
+    counts: dict[str, int] = Field(description="new, changed, unchanged, warned, rejected")
+    findings: list[FindingPublic]
+    progress: ProgressPublic | None = None
+
+
+class SubmissionJSON(BaseModel):
+    """A JSON batch from a provider's case system."""
+
+    provider: str
+    period: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    mode: str = Field("partial", description="partial: store the valid records; all-or-nothing: store nothing if anything fails.")
+    records: dict[str, list[Any]] = Field(description='Record lists by type: {"clients": [{...}], "engagements": [...]}.')
+
+
+REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["provider", "files"],
+                    "properties": {
+                        "provider": {"type": "string"},
+                        "period": {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"},
+                        "mode": {"type": "string", "enum": list(MODES)},
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    },
+                }
+            },
+            "application/json": {"schema": SubmissionJSON.model_json_schema()},
+        },
+    }
+}
+
+
+def _check(provider: Any, period: Any, mode: Any) -> tuple[str, str | None, str]:
+    if not isinstance(provider, str) or not provider.strip():
+        raise HTTPException(422, detail=[{"location": ["body", "provider"], "message": "provider is required"}])
+    if period not in (None, "") and (not isinstance(period, str) or not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period)):
+        raise HTTPException(422, detail=[{"location": ["body", "period"], "message": "period must be YYYY-MM"}])
+    mode = mode or "partial"
+    if mode not in MODES:
+        raise HTTPException(422, detail=[{"location": ["body", "mode"], "message": f"mode must be one of {', '.join(MODES)}"}])
+    return provider.strip(), period or None, mode
+
+
+@router.post("", status_code=201, response_model=ReceiptPublic, openapi_extra=REQUEST_BODY, summary="Send a submission",
+             responses={202: {"model": ReceiptPublic, "description": "Queued for the background worker"}})
+async def create_submission(request: Request, settings: SettingsDep) -> Response:
+    """Validate and store records sent as files (multipart) or as a JSON batch."""
+    engine = request.app.state.engine
+    content_type = request.headers.get("content-type", "")
+    files: list[SourceFile] = []
+    records_json = None
+    if content_type.startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=50, max_fields=50)
+        except Exception:  # noqa: BLE001 - a malformed multipart body is the client's error
+            raise HTTPException(422, detail=[{"location": ["body"], "message": "the multipart body cannot be read"}]) from None
+        provider, period, mode = _check(form.get("provider"), form.get("period"), form.get("mode"))
+        for item in form.getlist("files"):
+            if not isinstance(item, UploadFile):
+                raise HTTPException(422, detail=[{"location": ["body", "files"], "message": "files must be file uploads"}])
+            files.append(SourceFile(item.filename or "upload.csv", await item.read()))
+        if not files:
+            raise HTTPException(422, detail=[{"location": ["body", "files"], "message": "send at least one file"}])
+    elif content_type.startswith("application/json"):
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            raise HTTPException(422, detail=[{"location": ["body"], "message": "the body is not valid JSON"}]) from None
+        if not isinstance(body, dict):
+            raise HTTPException(422, detail=[{"location": ["body"], "message": "the body must be a JSON object"}])
+        provider, period, mode = _check(body.get("provider"), body.get("period"), body.get("mode"))
+        records_json = body.get("records")
+        if not isinstance(records_json, dict):
+            raise HTTPException(422, detail=[{"location": ["body", "records"], "message": "records must be an object of record lists"}])
+    else:
+        raise HTTPException(415, detail="Send multipart/form-data files or an application/json batch")
+
+    submitter = request.headers.get("x-cldx-submitter", "api")[:200]
+    try:
+        if files and sum(len(f.data) for f in files) > settings.queue_threshold_bytes:
+            submission_id = await run_in_threadpool(enqueue, engine, provider=provider, files=files, period=period, mode=mode,
+                                                    submitter=submitter, channel="api")
+            return JSONResponse(_receipt_body(request, submission_id), status_code=202, headers={"Location": f"{request.url.path}/{submission_id}"})
+        receipt = await run_in_threadpool(lambda: submit(engine, provider=provider, files=files, records_json=records_json, period=period,
+                                                         mode=mode, submitter=submitter, channel="api"))
+    except UnknownProvider:
+        raise HTTPException(422, detail=[{"location": ["body", "provider"], "message": f"no provider {provider!r}"}]) from None
+    return JSONResponse(receipt.to_dict(), status_code=201, headers={"Location": f"{request.url.path}/{receipt.submission_id}"})
+
+
+def _receipt_body(request: Request, submission_id: str) -> dict[str, Any]:
+    engine = request.app.state.engine
+    from cldx.store import transaction
+
+    with transaction(engine) as session:
+        receipt = receipt_for(session, submission_id)
+    if receipt is None:
+        raise HTTPException(404, detail="No such submission")
+    body = receipt.to_dict()
+    state = progress(engine, submission_id)
+    body["progress"] = None if state is None else {"status": state.status, "step": state.step, "done": state.done, "total": state.total, "error": state.error}
+    return body
+
+
+@router.get("/{submission_id}", response_model=ReceiptPublic, summary="A submission's receipt")
+def read_submission(submission_id: str, request: Request) -> JSONResponse:
+    """The receipt: status, counts, files with checksums, findings, and the worker's progress when queued."""
+    return JSONResponse(_receipt_body(request, submission_id))
+
+
+@router.get(
+    "/{submission_id}/findings",
+    response_model=list[FindingPublic],
+    summary="A submission's findings (JSON, or CSV with Accept: text/csv)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def read_findings(
+    submission_id: str,
+    request: Request,
+    session: SessionDep,
+    severity: Annotated[str | None, Query(pattern="^(error|warning)$")] = None,
+    file: str | None = None,
+) -> Response:
+    _exists(session, submission_id)
+    query = select(SubmissionFinding).where(SubmissionFinding.submission_id == submission_id).order_by(SubmissionFinding.id)
+    if severity:
+        query = query.where(SubmissionFinding.severity == severity)
+    if file:
+        query = query.where(SubmissionFinding.file == file)
+    rows = [{c: getattr(f, c) for c in FINDING_COLUMNS} for f in session.scalars(query)]
+    if "text/csv" in request.headers.get("accept", ""):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(FINDING_COLUMNS)
+        writer.writerows([neutralise(r[c]) for c in FINDING_COLUMNS] for r in rows)
+        return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="findings-{submission_id}.csv"'})
+    return JSONResponse(rows)
+
+
+@router.get("/{submission_id}/rejected", summary="The rejected rows of one file, with an errors column, ready to fix and send again",
+            responses={200: {"content": {"text/csv": {}}}})
+def read_rejected(submission_id: str, session: SessionDep, file: Annotated[str, Query(max_length=255)]) -> Response:
+    """The provider's own rejected rows exactly as sent, plus `cldx_errors`: fix them in Excel and send the file again."""
+    _exists(session, submission_id)
+    rows = list(session.scalars(select(QuarantinedRow).where(QuarantinedRow.submission_id == submission_id, QuarantinedRow.file == file).order_by(QuarantinedRow.row)))
+    notes: dict[int, list[str]] = {}
+    for f in session.scalars(select(SubmissionFinding).where(SubmissionFinding.submission_id == submission_id, SubmissionFinding.file == file,
+                                                          SubmissionFinding.severity == "error")):
+        notes.setdefault(f.row, []).append(f"{f.field or 'row'}: {f.message} {f.fix}")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    header: list[str] = []
+    for row in rows:
+        cells = json.loads(row.cells)
+        if not header:
+            header = list(cells)
+            writer.writerow([*header, "cldx_errors"])
+        writer.writerow([*(neutralise(cells.get(c)) for c in header), neutralise(" | ".join(notes.get(row.row, [])))])
+    stem = file.rsplit(".", 1)[0] or "rejected"
+    return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{stem}-to-fix.csv"'})
+
+
+def _exists(session, submission_id: str) -> None:
+    from cldx.store.models import Submission
+
+    if session.get(Submission, submission_id) is None:
+        raise HTTPException(404, detail="No such submission")
