@@ -5,7 +5,7 @@ CLDX   := $(VENV)/bin/cldx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: demo test setup standard-docs clean
+.PHONY: demo test setup docs standard-docs clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,9 +23,10 @@ demo: setup
 test: setup
 	$(PYTHON) -m pytest
 
-# Regenerate the files made from the data standard (docs/data-standard.md and friends).
-standard-docs: setup
+# Regenerate the docs made from code (the data standard and the rule catalogue).
+docs standard-docs: setup
 	$(CLDX) standard docs
+	$(CLDX) rules docs
 
 clean:
 	rm -rf $(VENV) cldx.egg-info .pytest_cache

@@ -8,6 +8,7 @@ from cldx import __version__
 
 from . import generate as generate_cmd
 from . import registry as registry_cmd
+from . import rules as rules_cmd
 from . import serve as serve_cmd
 from . import standard as standard_cmd
 from . import store as store_cmd
@@ -25,6 +26,7 @@ generate_cmd.register(app)
 submit_cmd.register(app)
 app.add_typer(standard_cmd.app, name="standard")
 app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(rules_cmd.app, name="rules")
 
 
 @app.command()

@@ -24,6 +24,7 @@ EXPECTED_RULE = {
     "duplicate-reference": "duplicate-key",
     "blank-required": "required",
     "stripped-leading-zeros": "leading-zeros-restored",
+    "missing-notification": "not-notified",
 }
 
 # (kind, field) choices per record type. Code faults use values no code set holds.
@@ -33,6 +34,7 @@ FAULTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("impossible-date", "date_of_birth"), ("month-first-date", "notified_of_sharing_on"),
         ("blank-required", "gender"), ("blank-required", "area"), ("duplicate-reference", "client_ref"),
         ("stripped-leading-zeros", "area"), ("stripped-leading-zeros", "iwi_1"),
+        ("missing-notification", "notified_of_sharing_on"),
     ),
     "dependant": (
         ("invalid-code", "relationship"), ("impossible-date", "date_of_birth"), ("unknown-client", "client_ref"),
@@ -109,7 +111,7 @@ def plant_faults(record: str, frame: pl.DataFrame, provider: str, rate: float, r
                 new = BAD_CODES[field]
             elif kind in ("impossible-date", "month-first-date"):
                 new = _spoiled_date(value, kind, rng)
-            elif kind == "blank-required":
+            elif kind in ("blank-required", "missing-notification"):
                 new = "" if value else None
             elif kind == "unknown-client":
                 new = f"X-{provider}-{i:06d}"

@@ -105,7 +105,7 @@ def plan_persons(rollout: Rollout, n_clients: int, start: date, end: date, seed:
     family, given = choose_names(pool, rng)
     consents = rng.random(n) > 0.02
 
-    second, second_start = _second_services(rng, rollout, home, first_start, groups, region_of_contract, end)
+    second, second_start = _second_services(rng, rollout, home, first_start, dob, groups, region_of_contract, end)
     return Persons(home, first_start, second, second_start, dob, gender, ethnicity, pool, iwi, sa2, family, given, consents)
 
 
@@ -174,7 +174,7 @@ def _areas(rng: np.random.Generator, region: np.ndarray, ta: np.ndarray) -> np.n
     return out
 
 
-def _second_services(rng, rollout, home, first_start, groups, region_of_contract, end):
+def _second_services(rng, rollout, home, first_start, dob, groups, region_of_contract, end):
     """A few persons are also served by a second provider in their region, in a service for the same kind of client."""
     contracts = rollout.contracts
     n = len(home)
@@ -188,6 +188,7 @@ def _second_services(rng, rollout, home, first_start, groups, region_of_contract
         candidates.setdefault((g, r), []).append(i)  # type: ignore[arg-type]
     pick = rng.random(len(chosen))
     gap = rng.integers(30, 540, size=len(chosen)).astype("timedelta64[D]")
+    ages = {line.code: (line.min_client_age, line.max_client_age) for line in rollout.service_lines}
     options_for: dict[int, list[int]] = {}
     for j, person in enumerate(chosen):
         c = int(home[person])
@@ -198,6 +199,9 @@ def _second_services(rng, rollout, home, first_start, groups, region_of_contract
             continue
         other = options[int(pick[j] * len(options))]
         begins = max(first_start[person] + gap[j], collection[other])
-        if begins <= day(end) - np.timedelta64(30, "D"):
+        lo, hi = ages[contracts[other].service_code]
+        # Allow for the later engagements of the second service too: two years inside the range.
+        age = (begins - dob[person]).astype(np.int64) / 365.25
+        if begins <= day(end) - np.timedelta64(30, "D") and lo <= age <= hi - 2:
             second[person], second_start[person] = other, begins
     return second, second_start

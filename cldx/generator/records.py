@@ -79,9 +79,9 @@ def provider_files(rollout: Rollout, persons: Persons, provider: ProviderPlan, e
     ref_prefix = "C-" if provider.index % 3 else f"{provider.code}-"
     client_ref = np.array([f"{ref_prefix}{i + 1:06d}" for i in range(n)], dtype=object)
     consent = persons.consents[person]
-    notified = start + rng.integers(0, 15, size=n).astype("timedelta64[D]")
+    # Clients are told at intake that their data is shared; a missing date is a planted fault.
+    notified = start - rng.integers(0, 4, size=n).astype("timedelta64[D]")
     notified_text = _text_dates(notified, style)
-    notified_text[rng.random(n) > provider.notify_rate] = ""
     area = persons.sa2[person].copy()
     ta_only = rng.random(n) < 0.05
     area[ta_only] = np.array([code_set("sa2").get(a).parent for a in area[ta_only]], dtype=object)

@@ -47,7 +47,7 @@ PROFILES: dict[str, LineProfile] = {
     "SF": LineProfile("parent", (16, 60), 6, 21, 2400, "FSTAR", FSTAR_DOMAINS[:3], ("positive_parenting", "confidence_parenting", "housing_stable"), 1.4),
     "PAR": LineProfile("parent", (16, 55), 3, 7, 1300, "FSTAR", FSTAR_DOMAINS[1:3], ("positive_parenting", "confidence_parenting", "parenting_knowledge"), 1.5),
     "CFS": LineProfile("parent", (16, 60), 5, 14, 2200, "FSTAR", FSTAR_DOMAINS[:3], ("positive_parenting", "housing_stable", "enrolled_services"), 1.5),
-    "YDS": LineProfile("youth", (12, 24), 6, 14, 1600, "SDQ", ("total", "prosocial"), ("help_seeking", "substance_use", "attitude_to_school"), 0),
+    "YDS": LineProfile("youth", (12, 21), 6, 14, 1600, "SDQ", ("total", "prosocial"), ("help_seeking", "substance_use", "attitude_to_school"), 0),
     "CSS": LineProfile("adult", (16, 80), 3, 14, 1500, "K10", ("distress",), ("help_seeking",), 0.3),
     "EAR": LineProfile("adult", (60, 95), 3, 21, 2500, None, (), ("help_seeking", "services_knowledge", "housing_stable"), 0),
 }
@@ -96,7 +96,6 @@ class ProviderPlan:
     quality: float  # the provider's true effect on outcomes (the generator's ground truth)
     attendance_rate: float
     completion_rate: float
-    notify_rate: float
     on_time_rate: float
     miss_rate: float
 
@@ -194,7 +193,6 @@ def plan_rollout(seed: int, outlier_share: float = 0.05) -> Rollout:
                 quality=float(quality[i]),
                 attendance_rate=float(np.clip(0.82 + 0.05 * quality[i] + rng.normal(0, 0.04), 0.5, 0.98)),
                 completion_rate=float(np.clip(0.68 + 0.08 * quality[i] + rng.normal(0, 0.05), 0.3, 0.95)),
-                notify_rate=float(np.clip(rng.normal(0.95, 0.04), 0.75, 1.0)),
                 on_time_rate=float(np.clip(rng.normal(0.8, 0.12), 0.3, 1.0)),
                 miss_rate=float(np.clip(rng.exponential(0.03), 0, 0.2)),
             )

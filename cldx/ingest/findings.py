@@ -39,7 +39,7 @@ _rule("unreadable-file", "File cannot be read", "The file could not be opened or
 _rule("empty-file", "File has no header", "The file is empty: not even a header row.", Severity.ERROR, "#file")
 _rule("missing-column", "Required column missing", "A column the standard requires is not in the header row.", Severity.ERROR, "#file")
 _rule("unknown-column", "Column not in the standard", "A header the standard does not define; its values are ignored.", Severity.WARNING, "#file")
-_rule("duplicate-column", "Column given twice", "Two header cells name the same column.", Severity.ERROR, "#file")
+_rule("duplicate-column", "Column given twice", "Two header cells name the same column; only the first is read.", Severity.WARNING, "#file")
 _rule("windows-1252", "Saved as Windows-1252", "The CSV was saved in Excel's plain CSV encoding, not UTF-8; macrons may have been lost.", Severity.WARNING, "#file")
 _rule("standard-version", "Workbook for another standard version", "The workbook's README sheet names a different data standard version.", Severity.WARNING, "#file")
 _rule("bad-json", "JSON not in the expected shape", "The JSON body is not an object of record lists, or a record is not an object of values.", Severity.ERROR, "#file")
@@ -113,3 +113,26 @@ class Finding:
             "message": data["message"],
             "fix": data["fix"],
         }
+
+
+def render_rules_doc() -> str:
+    """docs/rules.md: the rule catalogue, generated from RULES (a test fails when it is stale)."""
+    lines = [
+        "# Validation rules",
+        "",
+        "<!-- Generated from cldx/ingest/findings.py by `cldx rules docs`; do not edit by hand. -->",
+        "",
+        "Every finding cldx reports names one of these rules by its stable id. An **error** keeps the",
+        "record (or, for file rules, the file) from being stored: the row is kept in quarantine with its",
+        "findings. A **warning** is stored with the record and is worth fixing next month.",
+        "",
+        "Each finding says `file`, `sheet` (Excel), `row` (the spreadsheet row: the header is row 1; for",
+        "JSON, the item's position), `field`, `value` (names and dates of birth masked), `rule`,",
+        "`severity`, `message` and `fix`.",
+        "",
+        "| rule | title | severity | applies to | what it means |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for rule in RULES.values():
+        lines.append(f"| `{rule.code}` | {rule.title} | {rule.severity} | {' '.join(rule.tags)} | {rule.description} |")
+    return "\n".join(lines) + "\n"

@@ -18,3 +18,10 @@ def test_every_setting_is_documented_in_the_readme():
     text = README.read_text(encoding="utf-8")
     missing = [f"CLDX_{name.upper()}" for name in Settings.model_fields if f"CLDX_{name.upper()}" not in text]
     assert missing == [], f"document these settings in README.md: {missing}"
+
+
+def test_rule_catalogue_is_up_to_date():
+    from cldx.ingest.findings import render_rules_doc
+
+    path = README.parent / "docs" / "rules.md"
+    assert path.read_text(encoding="utf-8") == render_rules_doc(), "docs/rules.md is stale: run `make docs`"

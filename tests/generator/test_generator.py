@@ -175,6 +175,8 @@ def _is_faulty(kind: str, value: str, field: str, record: str, row: dict, rows: 
         return False
     if kind == "blank-required":
         return value == "" and spec.required
+    if kind == "missing-notification":
+        return value == ""
     if kind == "unknown-client":
         return value not in clients
     if kind == "end-before-start":
