@@ -18,6 +18,7 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(CLDX) init
+	$(CLDX) demo
 	$(CLDX) serve --host $(HOST) --port $(PORT)
 
 test: setup
@@ -30,3 +31,11 @@ docs standard-docs: setup
 
 clean:
 	rm -rf $(VENV) cldx.egg-info .pytest_cache
+
+# Ingest benchmark (benchmarks/ingest.py): cldx against frictionless, pandas + ORM and a raw insert,
+# on SQLite and PostgreSQL. Several minutes; `make bench BENCH_ARGS=--quick` for a smoke run.
+.PHONY: bench
+bench:
+	@test -x $(PYTHON) || $(MAKE) setup
+	@$(PYTHON) -c "import frictionless, pandas" 2>/dev/null || $(PYTHON) -m pip install --quiet -e '.[dev,bench]'
+	$(PYTHON) -m benchmarks.ingest $(BENCH_ARGS)

@@ -6,6 +6,7 @@ import typer
 
 from cldx import __version__
 
+from . import demo as demo_cmd
 from . import generate as generate_cmd
 from . import registry as registry_cmd
 from . import rules as rules_cmd
@@ -24,6 +25,7 @@ store_cmd.register(app)
 serve_cmd.register(app)
 generate_cmd.register(app)
 submit_cmd.register(app)
+demo_cmd.register(app)
 app.add_typer(standard_cmd.app, name="standard")
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(rules_cmd.app, name="rules")

@@ -241,13 +241,17 @@ def schedule_rows(rollout: Rollout, start: date, end: date, seed: int) -> list[t
         first_collection[c.provider_index] = min(first_collection.get(c.provider_index, c.collection_start), c.collection_start)
     for p in rollout.providers:
         rng = np.random.default_rng([seed, 3, p.index])
+        last = date.min
         for month in month_starts(max(first_collection[p.index], start), end):
             next_month = (month + timedelta(days=32)).replace(day=1)
             if rng.random() < p.miss_rate:
-                received = ""
-            elif rng.random() < p.on_time_rate:
-                received = (next_month + timedelta(days=int(rng.integers(2, 19)))).isoformat()
+                rows.append((p.code, f"{month:%Y-%m}", ""))
+                continue
+            if rng.random() < p.on_time_rate:
+                received = next_month + timedelta(days=int(rng.integers(2, 19)))
             else:
-                received = (next_month + timedelta(days=int(19 + rng.integers(1, 41)))).isoformat()
-            rows.append((p.code, f"{month:%Y-%m}", received))
+                received = next_month + timedelta(days=int(19 + rng.integers(1, 41)))
+            # A late month holds up the next: a provider's system sends its months in order.
+            last = max(received, last)
+            rows.append((p.code, f"{month:%Y-%m}", last.isoformat()))
     return rows

@@ -81,25 +81,48 @@ def _csv_bytes(frame: pl.DataFrame, record: str) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+def _month_number(column: str) -> pl.Expr:
+    return pl.col(column).str.slice(0, 4).cast(pl.Int32) * 12 + pl.col(column).str.slice(5, 2).cast(pl.Int32)
+
+
+def plan_provider(folder: Path, schedule: list[dict[str, str]]) -> list[ReplayPlan]:
+    """One provider's submissions: each record goes in the first received month at or after its own."""
+    received = sorted((r for r in schedule if r["received"]), key=lambda r: r["period"])
+    if not received:
+        return []
+    periods = pl.DataFrame({"__send": [r["period"] for r in received]}).with_columns(_month_number("__send").alias("__n"))
+    batches: dict[str, dict[str, pl.DataFrame]] = {r["period"]: {} for r in received}
+    for name, frame in provider_months(folder).items():
+        timed = frame.with_columns(_month_number("__month").fill_null(0).alias("__n")).sort("__n")
+        # A record from before the first received month goes with that first submission.
+        sent = timed.join_asof(periods, on="__n", strategy="forward").with_columns(pl.col("__send").fill_null(""))
+        for (period,), part in sent.partition_by("__send", as_dict=True).items():
+            if period:
+                batches[period][name] = part
+    plans = []
+    for row in received:
+        files = []
+        for name, rt in RECORD_TYPES.items():
+            part = batches[row["period"]].get(name)
+            files.append(SourceFile(rt.file_name, _csv_bytes(part if part is not None else pl.DataFrame(schema={c: pl.String for c in rt.columns}), name)))
+        at = datetime.combine(datetime.fromisoformat(row["received"]).date(), time(10, 0), NZ)
+        plans.append(ReplayPlan(folder.name, row["period"], at, files))
+    return plans
+
+
+def read_schedule(root: Path, until: str | None = None) -> dict[str, list[dict[str, str]]]:
+    """registry/schedule.csv by provider (periods after `until` left out)."""
+    with (root / "registry" / "schedule.csv").open(encoding="utf-8", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if until is None or r["period"] <= until]
+    by_provider: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_provider.setdefault(row["provider"], []).append(row)
+    return by_provider
+
+
 def plan_replay(root: Path, until: str | None = None) -> list[ReplayPlan]:
     """Every scheduled submission with a received date, in the order they were received."""
-    with (root / "registry" / "schedule.csv").open(encoding="utf-8", newline="") as fh:
-        schedule = [r for r in csv.DictReader(fh) if r["received"] and (until is None or r["period"] <= until)]
-    plans: list[ReplayPlan] = []
-    by_provider: dict[str, list[dict[str, str]]] = {}
-    for row in schedule:
-        by_provider.setdefault(row["provider"], []).append(row)
-    for provider, rows in by_provider.items():
-        months = provider_months(root / provider)
-        sent_until = "0000-00"
-        for row in sorted(rows, key=lambda r: r["period"]):
-            files = []
-            for name, frame in months.items():
-                due = frame.filter((pl.col("__month") > sent_until) & (pl.col("__month") <= row["period"]))
-                files.append(SourceFile(RECORD_TYPES[name].file_name, _csv_bytes(due, name)))
-            sent_until = row["period"]
-            received = datetime.combine(datetime.fromisoformat(row["received"]).date(), time(10, 0), NZ)
-            plans.append(ReplayPlan(provider, row["period"], received, files))
+    plans = [plan for provider, rows in read_schedule(root, until).items() for plan in plan_provider(root / provider, rows)]
     plans.sort(key=lambda p: (p.received_at, p.provider))
     return plans
 
@@ -113,3 +136,21 @@ def replay(engine: Engine, root: Path, *, until: str | None = None, progress: Ca
         if progress:
             progress(done, len(plans))
     return receipts
+
+
+def replay_provider(url: str, root: str, provider: str, rows: list[dict[str, str]]) -> dict[str, int]:
+    """Replay one provider's history in its own process (providers are independent of each other)."""
+    from cldx.store import make_engine
+
+    engine = make_engine(url)
+    totals = {"submissions": 0, "new": 0, "changed": 0, "unchanged": 0, "warned": 0, "rejected": 0}
+    try:
+        for plan in plan_provider(Path(root) / provider, rows):
+            receipt = submit(engine, provider=plan.provider, files=plan.files, period=plan.period, submitter=f"{plan.provider} case system",
+                             channel="replay", received_at=plan.received_at)
+            totals["submissions"] += 1
+            for key, value in receipt.counts.items():
+                totals[key] += value
+    finally:
+        engine.dispose()
+    return totals

@@ -427,7 +427,18 @@ def _reused_refs(frame: pl.DataFrame, stored: Stored) -> list[pl.LazyFrame]:
 # --- The whole submission ---------------------------------------------------------------------
 
 
-def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.DataFrame | None = None) -> Validated:
+@functools.lru_cache(maxsize=16)
+def _empty_result(name: str, service_codes: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The (accepted, rejected) frames of a record type with no rows, with their full schemas."""
+    rt = RECORD_TYPES[name]
+    empty = pl.DataFrame(schema={ROW: pl.Int64, **{c: pl.String for c in rt.columns}})
+    lines = {code: (None, None) for code in service_codes}
+    table = RawTable("empty.csv", None, rt, empty)
+    result = validate([table], Stored.empty(lines), today=date(2000, 1, 1), skip_empty=False)
+    return result.accepted[name], result.rejected[name]
+
+
+def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.DataFrame | None = None, skip_empty: bool = True) -> Validated:
     """Validate every table of a submission; the caller stores `accepted` and quarantines `rejected`.
 
     `prior` holds the findings made while reading the files; those naming a row (a ragged
@@ -435,7 +446,10 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
     """
     result = Validated()
     prior = prior if prior is not None else pl.DataFrame(schema=FINDING_SCHEMA)
-    prior_errors = prior.filter(pl.col("rule").is_in(ERROR_RULES) & pl.col("row").is_not_null()).select(pl.col("file").alias(FILE), pl.col("row").alias(ROW))
+    # Row numbers repeat across a workbook's sheets and a JSON body's lists: a reading finding
+    # rejects the row of its own file and sheet only.
+    prior_errors = prior.filter(pl.col("rule").is_in(ERROR_RULES) & pl.col("row").is_not_null()).select(
+        pl.col("file").alias(FILE), pl.col("sheet").alias(SHEET), pl.col("row").alias(ROW))
     service_codes = sorted(stored.service_lines)
     by_type: dict[str, pl.DataFrame] = {}
     for table in tables:
@@ -452,6 +466,10 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
         if name not in by_type:
             continue
         rt = RECORD_TYPES[name]
+        if skip_empty and by_type[name].height == 0:
+            # A header-only file (a month with nothing of this kind): nothing to check.
+            result.accepted[name], result.rejected[name] = _empty_result(name, tuple(service_codes))
+            continue
         frame, found = _field_layer(by_type[name], rt, service_codes)
         found += _record_layer(name, frame, stored, accepted_clients, today)
         found += _duplicate_keys(frame, rt)
@@ -459,7 +477,8 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
         if name == "client":
             found += _reused_refs(frame, stored)
         these = pl.concat(found).collect() if found else pl.DataFrame(schema=FINDING_SCHEMA)
-        errors = pl.concat([these.filter(pl.col("rule").is_in(ERROR_RULES)).select(pl.col("file").alias(FILE), pl.col("row").alias(ROW)), prior_errors]).unique()
+        prior_here = prior_errors.join(frame.select(FILE, SHEET).unique(), on=[FILE, SHEET], how="semi", nulls_equal=True).select(FILE, ROW)
+        errors = pl.concat([these.filter(pl.col("rule").is_in(ERROR_RULES)).select(pl.col("file").alias(FILE), pl.col("row").alias(ROW)), prior_here]).unique()
         warned = these.filter(~pl.col("rule").is_in(ERROR_RULES)).select(pl.col("file").alias(FILE), pl.col("row").alias(ROW)).unique()
         good = frame.join(errors, on=[FILE, ROW], how="anti")
         good = good.join(warned.with_columns(pl.lit(True).alias(WARNED)), on=[FILE, ROW], how="left").with_columns(pl.col(WARNED).fill_null(False))

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 import polars as pl
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Numeric, Table, select
 
 from cldx.standard import RECORD_TYPES
 
@@ -147,6 +147,8 @@ def upsert_records(
     `frame` holds the standard's typed values plus `action` and the file/row columns. Sending
     the same records again finds every one unchanged and writes nothing.
     """
+    if frame.height == 0:
+        return UpsertResult(unknown_withdrawals=pl.DataFrame(schema={file_col: pl.String, row_col: pl.Int64}))
     table = record_table(record_type)
     identity = identity_table(record_type)
     # Columns the caller did not send (person_key before the identity part sets it) are left alone.
@@ -159,6 +161,10 @@ def upsert_records(
         stored_identity = read_frame(connection, identity, [*keys, *id_values], identity.c.provider_id == provider_id)
         stored = stored.join(stored_identity, on=keys, how="left")
     incoming = frame.select(file_col, row_col, "action", *values, *id_values)
+    # A NUMERIC(p, s) column keeps s decimals: compare and store what it will hold, or 5.125
+    # (stored as 5.12 or 5.13) would read as changed every time the same file is sent.
+    incoming = incoming.with_columns(pl.col(c).round(table.c[c].type.scale) for c in values
+                                     if isinstance(table.c[c].type, Numeric) and table.c[c].type.scale is not None)
     joined = incoming.join(stored.rename({c: f"{c}__old" for c in stored.columns if c not in keys}), on=keys, how="left")
     is_stored = pl.col("id__old").is_not_null()
     was_withdrawn = pl.col("withdrawn_at__old").is_not_null()
