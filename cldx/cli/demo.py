@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -49,7 +50,9 @@ def register(app: typer.Typer) -> None:
         schedule = read_schedule(data)
         totals: dict[str, int] = {}
         with Progress(TextColumn("replaying monthly submissions"), BarColumn(), MofNCompleteColumn(), TextColumn("providers"),
-                      TimeElapsedColumn(), console=console) as bar, ProcessPoolExecutor(max_workers=workers) as pool:
+                      TimeElapsedColumn(), console=console) as bar, \
+                ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            # spawn, not fork: a forked child inherits Polars' thread pool locked and hangs.
             task = bar.add_task("replay", total=len(schedule))
             futures = [pool.submit(replay_provider, settings.sqlalchemy_url, str(data), provider, rows) for provider, rows in schedule.items()]
             for future in as_completed(futures):

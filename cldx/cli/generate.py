@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Folder to write registry/, one folder per provider, faults.csv."),
         start: str = typer.Option("2016-07-01", "--from", help="First day of the generated period."),
         end: str = typer.Option("2018-06-30", "--to", help="Last day of the generated period."),
-        excel: bool = typer.Option(False, "--excel", help="Also write each provider's data into the Excel template."),
+        excel: bool = typer.Option(False, "--excel", help="Also write each provider's data into the Excel template (DIR/excel/)."),
+        providers: str | None = typer.Option(None, "--providers", help="Only these provider folders, comma-separated (the registry is always whole)."),
     ) -> None:
         """Write the brief's roll-out: 75 wave-1 providers ($77.60m), about 250 more in wave 2, and their clients."""
         from cldx.generator.generate import generate as run
@@ -37,6 +38,7 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("providers", total=None)
             summary = run(
                 clients=clients, seed=seed, fault_rate=fault_rate, out=out, start=_day(start), end=_day(end), excel=excel,
+                only=set(providers.split(",")) if providers else None,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         rows = ", ".join(f"{n:,} {name}" for name, n in summary.rows.items())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -74,12 +74,14 @@ def generate(
     start: date = DEFAULT_START,
     end: date = DEFAULT_END,
     excel: bool = False,
+    only: Collection[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> GenerationSummary:
     """Write registry, provider files and ground truth for `clients` client persons.
 
     The output folder is emptied of earlier generator output first, so a rerun never leaves
-    stale providers behind.
+    stale providers behind. `only` limits the provider folders written to those codes (the
+    registry is always whole); every provider's records are the same with or without it.
     """
     if not 0 <= fault_rate < 1:
         raise ValueError("fault rate must be at least 0 and below 1")
@@ -91,11 +93,13 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     for p in rollout.providers:
         shutil.rmtree(out / p.code, ignore_errors=True)
+    shutil.rmtree(out / "excel", ignore_errors=True)
     write_registry(rollout, out / "registry", start, end, seed)
 
     summary = GenerationSummary(out, len(rollout.providers), len(rollout.contracts), clients, {name: 0 for name in RECORD_TYPES})
     planted: list[PlantedFault] = []
-    for done, provider in enumerate(rollout.providers, start=1):
+    chosen = [p for p in rollout.providers if only is None or p.code in only]
+    for done, provider in enumerate(chosen, start=1):
         files = provider_files(rollout, persons, provider, end, seed)
         folder = out / provider.code
         folder.mkdir()
@@ -111,9 +115,12 @@ def generate(
         if excel:
             from .excel import write_provider_workbook
 
-            write_provider_workbook(folder / f"{provider.code}.xlsx", files.frames)
+            # Beside the CSV files, not in the provider's folder, which holds only the six CSVs.
+            excel_folder = out / "excel"
+            excel_folder.mkdir(exist_ok=True)
+            write_provider_workbook(excel_folder / f"{provider.code}.xlsx", files.frames, rollout.service_lines)
         if progress:
-            progress(done, len(rollout.providers))
+            progress(done, len(chosen))
 
     _write_csv(out / "faults.csv", ["provider", "file", "row", "field", "kind"], [(f.provider, f.file, f.row, f.field, f.kind) for f in planted])
     # The generator's ground truth for comparisons: which providers it made better or worse.

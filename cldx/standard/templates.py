@@ -182,7 +182,11 @@ def write_workbook(path: Path, service_lines: Sequence[ServiceLineLike] = SEED_S
 
 
 def workbook_bytes(service_lines: Sequence[ServiceLineLike] = SEED_SERVICE_LINES) -> bytes:
-    wb = build_workbook(service_lines)
+    return save_deterministic(build_workbook(service_lines))
+
+
+def save_deterministic(wb: Workbook) -> bytes:
+    """The workbook's .xlsx bytes, the same for the same content (no save time inside)."""
     buffer = io.BytesIO()
     # openpyxl's save_workbook stamps the time into the file; its writer with our archive does not.
     with _FixedTimeZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -252,3 +252,20 @@ def test_cli_generate_writes_the_layout(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "registry" / "schedule.csv").exists() and (tmp_path / "faults.csv").exists()
     assert (tmp_path / "P0001" / "clients.csv").exists()
+
+
+def test_excel_copies_hold_the_same_rows_as_the_csv_files(tmp_path):
+    import openpyxl
+
+    generate(clients=300, seed=4, fault_rate=0, out=tmp_path, excel=True, only={"P0001", "P0002"})
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["P0001", "P0002", "excel", "registry"]
+    folder = tmp_path / "P0001"
+    book = openpyxl.load_workbook(tmp_path / "excel" / f"{folder.name}.xlsx", read_only=True)
+    for rt in RECORD_TYPES.values():
+        rows = read(folder / rt.file_name)
+        sheet_rows = [r for r in book[rt.sheet_name].iter_rows(min_row=2, values_only=True) if any(r)]
+        assert len(sheet_rows) == len(rows)
+        if rows:
+            first = {k: v for k, v in zip(rt.columns, sheet_rows[0])}
+            assert {k: (first[k] or "") for k in rt.columns} == rows[0]
+    assert {p.name for p in folder.iterdir()} == {rt.file_name for rt in RECORD_TYPES.values()}
