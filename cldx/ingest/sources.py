@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -24,6 +25,10 @@ from .findings import Finding
 from .rows import normalise_header
 
 ROW = "__row"
+# Text no file name or database value may hold: control characters, and unpaired surrogates
+# (JSON can spell them, "\ud800", but they are not text and cannot be encoded).
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 # Excel's day zero for serial dates (1900 date system, with Lotus's leap-year bug folded in).
 EXCEL_EPOCH = date(1899, 12, 30)
 MAX_XLSX_UNCOMPRESSED = 512 * 1024 * 1024
@@ -32,10 +37,17 @@ MAX_XLSX_RATIO = 200  # a real workbook compresses 5-20x; a zip bomb far more
 
 @dataclass
 class SourceFile:
-    """A file as received: its name and bytes."""
+    """A file as received: its name and bytes.
+
+    Names come from uploads, so they are made storable here, for every channel: control
+    characters (NUL included) are dropped and a name longer than 255 characters keeps its end.
+    """
 
     name: str
     data: bytes
+
+    def __post_init__(self) -> None:
+        self.name = _CONTROL.sub("", self.name)[-255:]
 
 
 @dataclass
@@ -288,6 +300,10 @@ def _parse_workbook(source: SourceFile) -> ParsedSource:
             table = _match_columns(source.name, title, record_type, frame, result.findings)
             if table is not None and table.frame.height:
                 result.tables.append(table)
+    except Exception as exc:  # noqa: BLE001 - read-only openpyxl parses each sheet as its rows are read
+        result.tables.clear()  # a workbook is read whole or not at all
+        result.findings.append(_finding(source.name, "unreadable-file", f"{source.name} cannot be read as a workbook ({type(exc).__name__}).",
+                                        "Open it in Excel, save it as .xlsx, and send it again."))
     finally:
         workbook.close()
     if not result.tables and not any(f.is_error for f in result.findings):
@@ -327,6 +343,21 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _holds_non_text(value: Any) -> bool:
+    """True when a string or key anywhere in the (depth-checked) body holds NUL or a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _NOT_TEXT.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            stack += item
+    return False
+
+
 def json_value_text(value: Any) -> str | None:
     """A JSON value as the text a CSV cell would hold; None for values no field can hold."""
     if value is None:
@@ -351,6 +382,10 @@ def parse_records_json(file: str, body: Any) -> ParsedSource:
         return result
     if _depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         result.findings.append(_finding(file, "bad-json", "The body is nested too deeply.", "Send a flat list of records for each record type."))
+        return result
+    if _holds_non_text(body):
+        result.findings.append(_finding(file, "bad-json", "The body holds a NUL character (\\u0000) or an unpaired surrogate (\\ud800 to \\udfff), which are not text.",
+                                        "Remove control characters from the values and names, and send UTF-8 text."))
         return result
     for key, items in body.items():
         record_type = record_type_for_file(str(key))
@@ -390,7 +425,7 @@ def parse_records_json(file: str, body: Any) -> ParsedSource:
 def _parse_json(source: SourceFile) -> ParsedSource:
     try:
         body = json.loads(source.data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, an integer of over 4,300 digits
         result = ParsedSource()
         result.findings.append(_finding(source.name, "bad-json", f"{source.name} is not valid JSON ({type(exc).__name__}).", "Send a valid UTF-8 JSON document."))
         return result

@@ -220,7 +220,8 @@ def submit(
             status = "partial" if counts["rejected"] or has_errors else "accepted"
         if status in ("refused", "unreadable"):
             counts["rejected"] = sum(t.frame.height for t in tables)
-        findings = _with_severity(findings)
+        # Sheets and fields can be named by the sender (JSON keys, sheet titles): cut to what the columns hold.
+        findings = _with_severity(findings).with_columns(pl.col(c).str.slice(0, _width(SubmissionFinding, c)) for c in ("sheet", "field"))
         insert_frame(connection, SubmissionFinding.__table__, findings.select(
             pl.lit(submission.id).alias("submission_id"), "file", "sheet", "row", "field", "value", "rule", "severity", "message", "fix"))
         submission.status = status
@@ -249,9 +250,14 @@ def _unknown_withdrawal_findings(accepted: pl.DataFrame, unknown: pl.DataFrame) 
     )
 
 
+def _width(model, column: str) -> int:
+    return model.__table__.c[column].type.length
+
+
 def _quarantine(connection, submission_id: str, record_type: str, rejected: pl.DataFrame | None) -> None:
     if rejected is None or rejected.height == 0:
         return
+    rejected = rejected.with_columns(pl.col(SHEET).str.slice(0, _width(QuarantinedRow, "sheet")))
     cells = [c for c in rejected.columns if c not in (FILE, SHEET, ROW)]
     insert_frame(connection, QuarantinedRow.__table__, rejected.select(
         pl.lit(submission_id).alias("submission_id"),

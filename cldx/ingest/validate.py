@@ -446,10 +446,11 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
     """
     result = Validated()
     prior = prior if prior is not None else pl.DataFrame(schema=FINDING_SCHEMA)
-    # Row numbers repeat across a workbook's sheets and a JSON body's lists: a reading finding
-    # rejects the row of its own file and sheet only.
-    prior_errors = prior.filter(pl.col("rule").is_in(ERROR_RULES) & pl.col("row").is_not_null()).select(
-        pl.col("file").alias(FILE), pl.col("sheet").alias(SHEET), pl.col("row").alias(ROW))
+    # Row numbers repeat across a workbook's sheets and a JSON body's lists: a row is known by
+    # its file, sheet (null for a CSV) and number, and a finding rejects that row only.
+    at = [FILE, SHEET, ROW]
+    where = lambda findings: findings.select(pl.col("file").alias(FILE), pl.col("sheet").alias(SHEET), pl.col("row").alias(ROW))  # noqa: E731
+    prior_errors = where(prior.filter(pl.col("rule").is_in(ERROR_RULES) & pl.col("row").is_not_null()))
     service_codes = sorted(stored.service_lines)
     by_type: dict[str, pl.DataFrame] = {}
     for table in tables:
@@ -477,12 +478,11 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
         if name == "client":
             found += _reused_refs(frame, stored)
         these = pl.concat(found).collect() if found else pl.DataFrame(schema=FINDING_SCHEMA)
-        prior_here = prior_errors.join(frame.select(FILE, SHEET).unique(), on=[FILE, SHEET], how="semi", nulls_equal=True).select(FILE, ROW)
-        errors = pl.concat([these.filter(pl.col("rule").is_in(ERROR_RULES)).select(pl.col("file").alias(FILE), pl.col("row").alias(ROW)), prior_here]).unique()
-        warned = these.filter(~pl.col("rule").is_in(ERROR_RULES)).select(pl.col("file").alias(FILE), pl.col("row").alias(ROW)).unique()
-        good = frame.join(errors, on=[FILE, ROW], how="anti")
-        good = good.join(warned.with_columns(pl.lit(True).alias(WARNED)), on=[FILE, ROW], how="left").with_columns(pl.col(WARNED).fill_null(False))
-        result.rejected[name] = frame.join(errors, on=[FILE, ROW], how="semi").select(FILE, SHEET, ROW, *rt.columns)
+        errors = pl.concat([where(these.filter(pl.col("rule").is_in(ERROR_RULES))), prior_errors]).unique()
+        warned = where(these.filter(~pl.col("rule").is_in(ERROR_RULES))).unique()
+        good = frame.join(errors, on=at, how="anti", nulls_equal=True)
+        good = good.join(warned.with_columns(pl.lit(True).alias(WARNED)), on=at, how="left", nulls_equal=True).with_columns(pl.col(WARNED).fill_null(False))
+        result.rejected[name] = frame.join(errors, on=at, how="semi", nulls_equal=True).select(FILE, SHEET, ROW, *rt.columns)
         typed = good.select(FILE, SHEET, ROW, WARNED, pl.col(ACTION).replace("", "upsert"), *[pl.col(_v(f.name)).alias(f.name) for f in rt.fields if f.name != ACTION])
         if name == "client":
             consent = pl.col("identity_consent").fill_null(True)

@@ -26,7 +26,11 @@ STATIC_DIR = Path(__file__).parent / "static"
 PRODUCT_NAME = "Client-Level Data eXchange"
 
 # (label, path) in the order the header shows them; later pages add themselves here.
-NAVIGATION: tuple[tuple[str, str], ...] = (("Home", "/"),)
+NAVIGATION: tuple[tuple[str, str], ...] = (
+    ("Home", "/"),
+    ("Submissions", "/submissions"),
+    ("Upload", "/submissions/new"),
+)
 
 
 @jinja2.pass_context

@@ -59,8 +59,11 @@ def web_db_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def web_settings(web_db_url: str) -> Settings:
-    return Settings(database_url=web_db_url)
+def web_settings(web_db_url: str, request: pytest.FixtureRequest) -> Settings:
+    """Settings for the app under test; a test changes some through indirect parametrization:
+    `@pytest.mark.parametrize("web_settings", [{"queue_threshold_bytes": 1}], indirect=True)`."""
+    overrides = getattr(request, "param", {})
+    return Settings(database_url=web_db_url, **overrides)
 
 
 @pytest.fixture

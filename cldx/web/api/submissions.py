@@ -13,6 +13,7 @@ import io
 import json
 import re
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -31,6 +32,8 @@ from cldx.web.export import neutralise
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 
 FINDING_COLUMNS = ("file", "sheet", "row", "field", "value", "rule", "severity", "message", "fix")
+# Stored file and sheet names hold no control characters (see SourceFile), so a query naming one matches nothing.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 
 
 class FindingPublic(BaseModel):
@@ -101,6 +104,8 @@ REQUEST_BODY = {
 def _check(provider: Any, period: Any, mode: Any) -> tuple[str, str | None, str]:
     if not isinstance(provider, str) or not provider.strip():
         raise HTTPException(422, detail=[{"location": ["body", "provider"], "message": "provider is required"}])
+    if not provider.isprintable():  # NUL and lone surrogates cannot even be looked up
+        raise HTTPException(422, detail=[{"location": ["body", "provider"], "message": "provider must be a provider code"}])
     if period not in (None, "") and (not isinstance(period, str) or not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period)):
         raise HTTPException(422, detail=[{"location": ["body", "period"], "message": "period must be YYYY-MM"}])
     mode = mode or "partial"
@@ -120,7 +125,9 @@ async def create_submission(request: Request, settings: SettingsDep) -> Response
     if content_type.startswith("multipart/form-data"):
         try:
             form = await request.form(max_files=50, max_fields=50)
-        except Exception:  # noqa: BLE001 - a malformed multipart body is the client's error
+        except Exception as exc:  # noqa: BLE001 - a malformed multipart body is the client's error
+            if isinstance(exc, HTTPException) and exc.status_code == 413:
+                raise  # the upload limit, reached while the body streamed in
             raise HTTPException(422, detail=[{"location": ["body"], "message": "the multipart body cannot be read"}]) from None
         provider, period, mode = _check(form.get("provider"), form.get("period"), form.get("mode"))
         for item in form.getlist("files"):
@@ -132,7 +139,7 @@ async def create_submission(request: Request, settings: SettingsDep) -> Response
     elif content_type.startswith("application/json"):
         try:
             body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # ValueError: bad JSON or UTF-8, or an integer of over 4,300 digits
             raise HTTPException(422, detail=[{"location": ["body"], "message": "the body is not valid JSON"}]) from None
         if not isinstance(body, dict):
             raise HTTPException(422, detail=[{"location": ["body"], "message": "the body must be a JSON object"}])
@@ -161,7 +168,7 @@ def _receipt_body(request: Request, submission_id: str) -> dict[str, Any]:
     from cldx.store import transaction
 
     with transaction(engine) as session:
-        receipt = receipt_for(session, submission_id)
+        receipt = None if "\x00" in submission_id else receipt_for(session, submission_id)  # PostgreSQL cannot even compare NUL
     if receipt is None:
         raise HTTPException(404, detail="No such submission")
     body = receipt.to_dict()
@@ -187,7 +194,7 @@ def read_findings(
     request: Request,
     session: SessionDep,
     severity: Annotated[str | None, Query(pattern="^(error|warning)$")] = None,
-    file: str | None = None,
+    file: Annotated[str | None, Query(max_length=255, pattern=NO_CONTROL)] = None,
 ) -> Response:
     _exists(session, submission_id)
     query = select(SubmissionFinding).where(SubmissionFinding.submission_id == submission_id).order_by(SubmissionFinding.id)
@@ -208,14 +215,20 @@ def read_findings(
 
 @router.get("/{submission_id}/rejected", summary="The rejected rows of one file, with an errors column, ready to fix and send again",
             responses={200: {"content": {"text/csv": {}}}})
-def read_rejected(submission_id: str, session: SessionDep, file: Annotated[str, Query(max_length=255)]) -> Response:
+def read_rejected(submission_id: str, session: SessionDep, file: Annotated[str, Query(max_length=255, pattern=NO_CONTROL)],
+                  sheet: Annotated[str | None, Query(max_length=100, pattern=NO_CONTROL, description="For a workbook: one sheet (record type) per CSV.")] = None) -> Response:
     """The provider's own rejected rows exactly as sent, plus `cldx_errors`: fix them in Excel and send the file again."""
     _exists(session, submission_id)
-    rows = list(session.scalars(select(QuarantinedRow).where(QuarantinedRow.submission_id == submission_id, QuarantinedRow.file == file).order_by(QuarantinedRow.row)))
-    notes: dict[int, list[str]] = {}
-    for f in session.scalars(select(SubmissionFinding).where(SubmissionFinding.submission_id == submission_id, SubmissionFinding.file == file,
-                                                          SubmissionFinding.severity == "error")):
-        notes.setdefault(f.row, []).append(f"{f.field or 'row'}: {f.message} {f.fix}")
+    rows_query = select(QuarantinedRow).where(QuarantinedRow.submission_id == submission_id, QuarantinedRow.file == file)
+    findings_query = select(SubmissionFinding).where(SubmissionFinding.submission_id == submission_id, SubmissionFinding.file == file,
+                                                     SubmissionFinding.severity == "error")
+    if sheet is not None:
+        rows_query = rows_query.where(QuarantinedRow.sheet == sheet)
+        findings_query = findings_query.where(SubmissionFinding.sheet == sheet)
+    rows = list(session.scalars(rows_query.order_by(QuarantinedRow.sheet, QuarantinedRow.row)))
+    notes: dict[tuple[str | None, int], list[str]] = {}  # by sheet and row: a workbook's sheets share row numbers
+    for f in session.scalars(findings_query):
+        notes.setdefault((f.sheet, f.row), []).append(f"{f.field or 'row'}: {f.message} {f.fix}")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     header: list[str] = []
@@ -224,14 +237,18 @@ def read_rejected(submission_id: str, session: SessionDep, file: Annotated[str, 
         if not header:
             header = list(cells)
             writer.writerow([*header, "cldx_errors"])
-        writer.writerow([*(neutralise(cells.get(c)) for c in header), neutralise(" | ".join(notes.get(row.row, [])))])
-    stem = file.rsplit(".", 1)[0] or "rejected"
-    return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{stem}-to-fix.csv"'})
+        writer.writerow([*(neutralise(cells.get(c)) for c in header), neutralise(" | ".join(notes.get((row.sheet, row.row), [])))])
+    stem = (file.rsplit(".", 1)[0] or "rejected") + (f"-{sheet}" if sheet and re.fullmatch(r"[\w-]+", sheet) else "")
+    # A header holds Latin-1 only, and a quote or line break would end it: an ASCII name, and the real one encoded (RFC 6266).
+    plain = re.sub(r"[^A-Za-z0-9._ -]", "_", stem)
+    disposition = f'attachment; filename="{plain}-to-fix.csv"'
+    if plain != stem:
+        disposition += f"; filename*=UTF-8''{quote(stem + '-to-fix.csv', safe='')}"
+    return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition})
 
 
 def _exists(session, submission_id: str) -> None:
     from cldx.store.models import Submission
 
-    if session.get(Submission, submission_id) is None:
+    if "\x00" in submission_id or session.get(Submission, submission_id) is None:  # PostgreSQL cannot even compare NUL
         raise HTTPException(404, detail="No such submission")

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 import cldx
 from cldx.standard import STANDARD_VERSION
-from cldx.store.db import make_engine, transaction
+from cldx.store.db import make_engine, write_transaction
 from cldx.store.migrate import head_revision
 from cldx.store.registry import seed_service_lines
 
@@ -21,7 +21,7 @@ def count_in(html: str, name: str) -> str:
 
 def test_home_page_shows_the_counts(app_client: TestClient, web_db_url: str, add_provider) -> None:
     engine = make_engine(web_db_url)
-    with transaction(engine) as session:
+    with write_transaction(engine) as session:  # the app's worker may hold the lock; wait for it
         seed_service_lines(session)
     engine.dispose()
     add_provider("P0001")
