@@ -29,12 +29,12 @@ def register(app: typer.Typer) -> None:
         from cldx.generator.generate import generate
         from cldx.ingest.registry import import_registry
         from cldx.ingest.replay import read_schedule, replay_provider
-        from cldx.store import make_engine, transaction
+        from cldx.store import make_engine, read_transaction
         from cldx.store.models import Submission
 
         settings = get_settings()
         engine = make_engine(settings.sqlalchemy_url)
-        with transaction(engine) as session:
+        with read_transaction(engine) as session:
             already = session.scalar(select(func.count()).select_from(Submission))
         if already:
             console.print(f"The demo data is already loaded ({already:,} submissions); delete the database to load it again.")

@@ -43,7 +43,7 @@ def _service_lines() -> list[tuple[str, str]] | tuple:
     from sqlalchemy.exc import SQLAlchemyError
 
     from cldx.config import get_settings
-    from cldx.store import make_engine, transaction
+    from cldx.store import make_engine, read_transaction
     from cldx.store.migrate import current_revision, head_revision
     from cldx.store.registry import service_lines
 
@@ -51,7 +51,7 @@ def _service_lines() -> list[tuple[str, str]] | tuple:
     try:
         if current_revision(engine) != head_revision():
             return SEED_SERVICE_LINES
-        with transaction(engine) as session:
+        with read_transaction(engine) as session:
             return [(line.code, line.name) for line in service_lines(session)] or SEED_SERVICE_LINES
     except SQLAlchemyError:
         return SEED_SERVICE_LINES

@@ -44,6 +44,7 @@ _rule("windows-1252", "Saved as Windows-1252", "The CSV was saved in Excel's pla
 _rule("standard-version", "Workbook for another standard version", "The workbook's README sheet names a different data standard version.", Severity.WARNING, "#file")
 _rule("bad-json", "JSON not in the expected shape", "The JSON body is not an object of record lists, or a record is not an object of values.", Severity.ERROR, "#file")
 _rule("ragged-row", "Row has more values than columns", "A row has values beyond the last header column (often a stray comma); the row is not read.", Severity.ERROR, "#record")
+_rule("duplicate-file", "File sent twice", "Two files with the same name were sent in one submission; only the first is read.", Severity.ERROR, "#file")
 _rule("unknown-file", "File not recognised", "The file name is not one of the files this import reads.", Severity.WARNING, "#file")
 # Field level
 _rule("required", "Required value missing", "A required field is blank.")

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Engine, or_, select, update
 
 from cldx.standard import STANDARD_VERSION
-from cldx.store import transaction, write_transaction
+from cldx.store import read_transaction, write_transaction
 from cldx.store.models import Job, JobFile, Provider, Submission
 
 from .sources import SourceFile
@@ -59,7 +59,7 @@ def enqueue(engine: Engine, *, provider: str, files: list[SourceFile], period: s
 
 
 def progress(engine: Engine, submission_id: str) -> Progress | None:
-    with transaction(engine) as session:
+    with read_transaction(engine) as session:
         job = session.scalar(select(Job).where(Job.submission_id == submission_id))
         if job is None:
             return None
@@ -79,6 +79,7 @@ def _claim(engine: Engine, worker: str) -> Job | None:
         job.status, job.locked_by, job.locked_at = "running", worker, now
         job.attempts += 1
         job.progress_step = "validating and storing"
+        session.execute(update(Submission).where(Submission.id == job.submission_id).values(status="processing"))
         session.flush()
         return job
 
@@ -100,7 +101,7 @@ def work_once(engine: Engine, worker: str | None = None) -> bool:
     job = _claim(engine, worker)
     if job is None:
         return False
-    with transaction(engine) as session:
+    with read_transaction(engine) as session:
         submission = session.get(Submission, job.submission_id)
         files = [SourceFile(f.file_name, f.data) for f in session.scalars(select(JobFile).where(JobFile.job_id == job.id).order_by(JobFile.id))]
         provider_code = session.scalar(select(Provider.code).where(Provider.id == submission.provider_id))

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cldx.standard import STANDARD_VERSION
-from cldx.store import transaction, write_transaction
+from cldx.store import read_transaction, write_transaction
 from cldx.store.bulk import insert_frame, read_frame, upsert_records
 from cldx.store.models import (
     Assessment,
@@ -112,6 +112,13 @@ def load_stored(session: Session, provider_id: int) -> Stored:
     return Stored(clients, identity, engagements, pre, lines)
 
 
+def _duplicate_file(source: SourceFile) -> ParsedSource:
+    """Findings point at files by name, so a name must mean one file: a second one is not read."""
+    return ParsedSource(findings=[Finding(source.name, None, None, None, "duplicate-file",
+                                          f"Two files named {source.name} were sent; only the first was read.",
+                                          "Send one file per record type, or combine the rows into one file.")])
+
+
 def _provider_version(session: Session, provider_id: int) -> tuple:
     """Changes whenever a submission for the provider is stored."""
     return tuple(session.execute(select(func.count(Submission.id), func.max(Submission.finished_at)).where(Submission.provider_id == provider_id)).one())
@@ -156,7 +163,8 @@ def submit(
     period = period or current_period(received_at)
     files = files or []
 
-    parsed = [parse_source(f) for f in files]
+    first_of_name = {f.name: i for i, f in reversed(list(enumerate(files)))}
+    parsed = [parse_source(f) if first_of_name[f.name] == i else _duplicate_file(f) for i, f in enumerate(files)]
     if records_json is not None:
         parsed.append(parse_records_json("request.json", records_json))
     tables: list[RawTable] = [t for p in parsed for t in p.tables]
@@ -167,7 +175,7 @@ def submit(
     # Validate against a snapshot without holding the write lock, so submissions for different
     # providers validate in parallel; validate again under the lock only if the provider's
     # records changed meanwhile.
-    with transaction(engine) as session:
+    with read_transaction(engine) as session:
         provider_id = provider_id_for(session, provider)
         version = _provider_version(session, provider_id)
         validated = validate(tables, load_stored(session, provider_id), today=today, prior=prior)

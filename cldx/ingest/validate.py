@@ -217,6 +217,9 @@ def _field_plan(rt_name: str, service_codes: tuple[str, ...]) -> _FieldPlan:
         message = pl.lit(None, pl.String)
         fix = pl.lit(None, pl.String)
         for name, (template, fix_text) in messages.items():
+            if spec.identifying:
+                # "3*** is not a real date" helps nobody: name the field instead of its masked value.
+                template = template.replace("{}", f"The {spec.name.replace('_', ' ')}")
             message = pl.when(rule == name).then(pl.format(template, _shown(spec)) if "{}" in template else pl.lit(template)).otherwise(message)
             fix = pl.when(rule == name).then(pl.lit(fix_text)).otherwise(fix)
         flags.append(rule.is_not_null())

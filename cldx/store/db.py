@@ -69,6 +69,18 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """A session whose work is committed together, or rolled back on any error."""
+    """A session whose work is committed together, or rolled back on any error.
+
+    On SQLite it takes the write lock at BEGIN: a transaction that reads and then writes would
+    otherwise fail at once ("database is locked") whenever another writer committed between
+    its read and its write. Work that only reads uses `read_transaction`.
+    """
+    with write_transaction(engine) as session:
+        yield session
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Session]:
+    """A session for reading only: on SQLite it takes no write lock, so it never waits for writers."""
     with make_session_factory(engine)() as session, session.begin():
         yield session

@@ -236,3 +236,12 @@ def test_cli_submit_exit_codes_and_json_receipt(migrated_url, clean_files, monke
     assert runner.invoke(app, ["submit", "--provider", "NOPE", str(bad)]).exit_code == 2
     assert runner.invoke(app, ["submit", "--provider", folder.name, str(tmp_path / "missing.csv")]).exit_code == 2
     assert runner.invoke(app, ["submit", "--provider", folder.name, "--period", "2018-13", str(bad)]).exit_code == 2
+
+
+def test_a_second_file_of_the_same_name_is_reported_not_mixed_in(registry, clean_files):
+    provider = busiest(clean_files, 1)[0].name
+    first = _csv(CLIENT_HEADER, ",D-1,Ngata,Aroha,1990-05-17,21,21,100100,2017-01-02")
+    second = _csv(CLIENT_HEADER, ",D-2,Smith,Jo,31/02/1990,21,21,100100,2017-01-02")
+    receipt = submit(registry, provider=provider, files=[first, second], submitter="t", channel="test")
+    assert receipt.counts["new"] == 1
+    assert [(f["file"], f["rule"]) for f in receipt.findings] == [("clients.csv", "duplicate-file")]

@@ -27,7 +27,7 @@ from cldx.ingest.sources import SourceFile
 from cldx.ingest.submit import MODES, UnknownProvider, receipt_for, submit
 from cldx.store.models import QuarantinedRow, SubmissionFinding
 from cldx.web.deps import SessionDep, SettingsDep
-from cldx.web.export import neutralise
+from cldx.web.export import csv_download, neutralise
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 
@@ -165,9 +165,9 @@ async def create_submission(request: Request, settings: SettingsDep) -> Response
 
 def _receipt_body(request: Request, submission_id: str) -> dict[str, Any]:
     engine = request.app.state.engine
-    from cldx.store import transaction
+    from cldx.store import read_transaction
 
-    with transaction(engine) as session:
+    with read_transaction(engine) as session:
         receipt = None if "\x00" in submission_id else receipt_for(session, submission_id)  # PostgreSQL cannot even compare NUL
     if receipt is None:
         raise HTTPException(404, detail="No such submission")
@@ -204,12 +204,7 @@ def read_findings(
         query = query.where(SubmissionFinding.file == file)
     rows = [{c: getattr(f, c) for c in FINDING_COLUMNS} for f in session.scalars(query)]
     if "text/csv" in request.headers.get("accept", ""):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(FINDING_COLUMNS)
-        writer.writerows([neutralise(r[c]) for c in FINDING_COLUMNS] for r in rows)
-        return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="findings-{submission_id}.csv"'})
+        return csv_download(FINDING_COLUMNS, ([r[c] for c in FINDING_COLUMNS] for r in rows), f"findings-{submission_id}.csv")
     return JSONResponse(rows)
 
 

@@ -13,8 +13,6 @@ outsider asking for a submission gets the same 404 as for one that does not exis
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +34,7 @@ from cldx.ingest.submit import MODES, UnknownProvider, submit
 from cldx.store.models import Provider, QuarantinedRow, Submission, SubmissionFile, SubmissionFinding
 from cldx.web.api.submissions import FINDING_COLUMNS
 from cldx.web.deps import SessionDep, SettingsDep
-from cldx.web.export import neutralise
+from cldx.web.export import csv_download
 from cldx.web.templating import render
 
 from .templates_download import template_links
@@ -350,15 +348,7 @@ def findings_csv(submission_id: str, request: Request, session: SessionDep) -> R
     """Every finding of a submission as CSV: the API's `Accept: text/csv` answer, as a plain link."""
     submission = submission_for(request, session, submission_id)
     query = select(*(getattr(SubmissionFinding, c) for c in FINDING_COLUMNS)).where(SubmissionFinding.submission_id == submission.id)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(FINDING_COLUMNS)
-    writer.writerows([neutralise(value) for value in row] for row in session.execute(query.order_by(SubmissionFinding.id)))
-    return Response(
-        "\ufeff" + buffer.getvalue(),  # a byte-order mark, so Excel reads UTF-8 (macrons intact)
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="findings-{submission.id}.csv"'},
-    )
+    return csv_download(FINDING_COLUMNS, session.execute(query.order_by(SubmissionFinding.id)), f"findings-{submission.id}.csv")
 
 
 # --- The list of submissions ---------------------------------------------------------------
