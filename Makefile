@@ -5,7 +5,7 @@ CLDX   := $(VENV)/bin/cldx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: demo test setup docs standard-docs clean
+.PHONY: demo test setup docs standard-docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,11 @@ test: setup
 docs standard-docs: setup
 	$(CLDX) standard docs
 	$(CLDX) rules docs
+
+# The ingest benchmark (several minutes): cldx against frictionless-py, pandas + ORM and raw inserts.
+bench: setup
+	$(PYTHON) -m pip install --quiet -e '.[dev,bench]'
+	$(PYTHON) -m benchmarks.ingest $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) cldx.egg-info .pytest_cache
