@@ -296,8 +296,3 @@ def receipt_for(session: Session, submission_id: str) -> Receipt | None:
                 "warned": submission.n_warned, "rejected": submission.n_rejected},
         findings=findings,
     )
-
-
-def findings_as_objects(receipt: Receipt) -> list[Finding]:
-    return [Finding(f["file"], f["row"], f["field"], f["value"], f["rule"], f["message"], f["fix"], f["sheet"]) for f in receipt.findings]
-

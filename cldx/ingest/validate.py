@@ -63,10 +63,6 @@ class Validated:
     rejected: dict[str, pl.DataFrame] = field(default_factory=dict)
     findings: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FINDING_SCHEMA))
 
-    @property
-    def error_count(self) -> int:
-        return self.findings.filter(pl.col("rule").is_in(ERROR_RULES)).height
-
 
 ERROR_RULES = [code for code, rule in RULES.items() if rule.severity == "error"]
 

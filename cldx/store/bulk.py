@@ -8,7 +8,6 @@ connection, inside the caller's transaction, so a submission is stored whole or 
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 import polars as pl
@@ -153,7 +152,7 @@ def upsert_records(
     identity = identity_table(record_type)
     # Columns the caller did not send (person_key before the identity part sets it) are left alone.
     values = [c for c in value_columns(record_type) if c in frame.columns]
-    keys = [c.name for c in table.columns if c.name in _natural_key(record_type)]
+    keys = [c.name for c in table.columns if c.name in RECORD_TYPES[record_type].key]
     id_values = list(IDENTITY_VALUES) if identity is not None else []
 
     stored = read_frame(connection, table, ["id", *values, "withdrawn_at"], table.c.provider_id == provider_id)
@@ -246,12 +245,3 @@ def _replace_identity(connection: Connection, identity: Table, provider_id: int,
         driver.executemany(sql, params)
     insert_frame(connection, identity, changed.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in id_values])).select(
         pl.lit(provider_id).alias("provider_id"), *keys, *id_values))
-
-
-def _natural_key(record_type: str) -> tuple[str, ...]:
-    return RECORD_TYPES[record_type].key
-
-
-def json_cells(frame: pl.DataFrame) -> list[str]:
-    """Each row as a JSON object of its text cells (for quarantine)."""
-    return [json.dumps(row, ensure_ascii=False) for row in frame.iter_rows(named=True)]

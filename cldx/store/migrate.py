@@ -8,7 +8,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from .db import make_engine
 
 
 def alembic_config(url: str) -> Config:
@@ -35,11 +34,3 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
-
-
-def is_current(url: str) -> bool:
-    engine = make_engine(url)
-    try:
-        return current_revision(engine) == head_revision()
-    finally:
-        engine.dispose()
