@@ -87,8 +87,9 @@ def plan_persons(rollout: Rollout, n_clients: int, start: date, end: date, seed:
     region = region_of_contract[home]
 
     # Ethnicity: a pool by region and service group, then a level-2 code within the pool.
+    # Sorted, not a set: set order follows PYTHONHASHSEED and would change the draws per process.
     pool = np.empty(n, dtype=np.int8)
-    for key in {(r, g) for r, g in zip(region_of_contract, groups)}:
+    for key in sorted({(str(r), str(g)) for r, g in zip(region_of_contract, groups)}):
         where = np.flatnonzero((region == key[0]) & (groups[home] == key[1]))
         pool[where] = rng.choice(len(POOLS), size=len(where), p=ethnic_pool_probabilities(*key))
     ethnicity = np.empty(n, dtype=object)

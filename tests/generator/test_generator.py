@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -50,8 +53,11 @@ def digest(folder: Path) -> dict[str, str]:
 
 
 def test_same_seed_writes_byte_identical_files(clean, tmp_path):
+    # Another process with another hash seed, as a second run of the command would be: set and
+    # dict-of-str iteration order changes with PYTHONHASHSEED, so an in-process rerun cannot catch it.
     again = tmp_path / "again"
-    generate(clients=N, seed=7, fault_rate=0, out=again)
+    code = f"from pathlib import Path; from cldx.generator.generate import generate; generate(clients={N}, seed=7, fault_rate=0, out=Path({str(again)!r}))"
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": "12345"}, check=True)
     assert digest(again) == digest(clean)
 
 
