@@ -6,6 +6,8 @@ environment themselves. Secrets can be given as `CLDX_<NAME>_FILE` pointing at a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +31,14 @@ class Settings(BaseSettings):
         True, description="Run a queue worker thread inside the web app (the embedded default needs no other process)."
     )
     timezone: str = Field("Pacific/Auckland", description="Time zone times are shown in (they are stored in UTC).")
+    key_file: Path = Field(
+        Path("cldx-keys.json"),
+        description="The data keys that encrypt names, dates of birth, quarantined rows and queued files (created by `cldx init`, owner-only; back it up apart from the database).",
+    )
+    linkage_secret_file: Path = Field(
+        Path("cldx-linkage.json"),
+        description="The secret that keys person pseudonyms (created by `cldx init`, owner-only; keep it apart from the data and never change it).",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -10,16 +10,43 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy import Engine
 
+from cldx.identity.vault import Vault, bind_vault, ensure_key_files, open_vault
 from cldx.store import make_engine
 from cldx.store.migrate import upgrade
 
 POSTGRES_ADMIN_DSN = os.environ.get("CLDX_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def key_files(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
+    """The test run's data keys and linkage secret, made as `cldx init` makes them.
+
+    Set in the environment too, so every `Settings()` a test builds (the web app's, the CLI's)
+    uses them instead of files in the working directory.
+    """
+    folder = tmp_path_factory.mktemp("keys")
+    paths = (folder / "cldx-keys.json", folder / "cldx-linkage.json")
+    ensure_key_files(*paths)
+    saved = {name: os.environ.get(name) for name in ("CLDX_KEY_FILE", "CLDX_LINKAGE_SECRET_FILE")}
+    os.environ["CLDX_KEY_FILE"], os.environ["CLDX_LINKAGE_SECRET_FILE"] = (str(p) for p in paths)
+    yield paths
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def vault(key_files) -> Vault:
+    return open_vault(*key_files)
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +100,9 @@ def migrated_url(database_url: str) -> str:
 
 
 @pytest.fixture
-def engine(migrated_url: str) -> Iterator[Engine]:
+def engine(migrated_url: str, vault: Vault) -> Iterator[Engine]:
+    """An engine on a migrated database of each backend, with the test run's keys bound."""
     engine = make_engine(migrated_url)
+    bind_vault(engine, vault)
     yield engine
     engine.dispose()

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
                 ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             # spawn, not fork: a forked child inherits Polars' thread pool locked and hangs.
             task = bar.add_task("replay", total=len(schedule))
-            futures = [pool.submit(replay_provider, settings.sqlalchemy_url, str(data), provider, rows) for provider, rows in schedule.items()]
+            futures = [pool.submit(replay_provider, settings, str(data), provider, rows) for provider, rows in schedule.items()]
             for future in as_completed(futures):
                 for key, value in future.result().items():
                     totals[key] = totals.get(key, 0) + value

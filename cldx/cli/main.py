@@ -8,6 +8,8 @@ from cldx import __version__
 
 from . import demo as demo_cmd
 from . import generate as generate_cmd
+from . import identity as identity_cmd
+from . import keys as keys_cmd
 from . import registry as registry_cmd
 from . import rules as rules_cmd
 from . import serve as serve_cmd
@@ -26,9 +28,11 @@ serve_cmd.register(app)
 generate_cmd.register(app)
 submit_cmd.register(app)
 demo_cmd.register(app)
+identity_cmd.register(app)
 app.add_typer(standard_cmd.app, name="standard")
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(rules_cmd.app, name="rules")
+app.add_typer(keys_cmd.app, name="keys")
 
 
 @app.command()

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         from cldx.config import get_settings
         from cldx.ingest.sources import SourceFile
         from cldx.ingest.submit import UnknownProvider, submit as run
-        from cldx.store import make_engine
+        from cldx.identity.vault import KeysUnavailable, open_store
 
         if period is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
             errors.print(f"[red]--period {period!r} is not YYYY-MM.[/]")
@@ -44,7 +44,11 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 errors.print(f"[red]Cannot read {path}: {exc.strerror}.[/]")
                 raise typer.Exit(2) from None
-        engine = make_engine(get_settings().sqlalchemy_url)
+        try:
+            engine = open_store(get_settings())
+        except KeysUnavailable as exc:
+            errors.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
         try:
             receipt = run(engine, provider=provider, files=sources, period=period, mode="all-or-nothing" if strict else "partial",
                           submitter=getpass.getuser(), channel="cli")

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, or_, select, update
 from cldx.standard import STANDARD_VERSION
 from cldx.store import read_transaction, write_transaction
 from cldx.store.models import Job, JobFile, Provider, Submission
+from cldx.identity.vault import vault_of
 
 from .sources import SourceFile
 from .submit import UnknownProvider, current_period, provider_id_for, submit
@@ -40,6 +41,9 @@ class Progress:
     error: str | None
 
 
+JOB_FILE_PLACE = "job_file.data"  # the associated data sealed queued files are bound to
+
+
 def enqueue(engine: Engine, *, provider: str, files: list[SourceFile], period: str | None, mode: str, submitter: str, channel: str) -> str:
     """Record a queued submission and its files; return the submission id at once."""
     now = datetime.now(timezone.utc)
@@ -54,7 +58,9 @@ def enqueue(engine: Engine, *, provider: str, files: list[SourceFile], period: s
         job = Job(submission_id=submission_id, status="queued", progress_total=sum(len(f.data) for f in files), progress_step="waiting for a worker")
         session.add(job)
         session.flush()
-        session.add_all(JobFile(job_id=job.id, file_name=f.name, data=f.data) for f in files)
+        # A queued upload holds names and dates of birth: it waits sealed.
+        keys = vault_of(engine).keys
+        session.add_all(JobFile(job_id=job.id, file_name=f.name, data=keys.seal_bytes(f.data, JOB_FILE_PLACE)) for f in files)
     return submission_id
 
 
@@ -103,7 +109,9 @@ def work_once(engine: Engine, worker: str | None = None) -> bool:
         return False
     with read_transaction(engine) as session:
         submission = session.get(Submission, job.submission_id)
-        files = [SourceFile(f.file_name, f.data) for f in session.scalars(select(JobFile).where(JobFile.job_id == job.id).order_by(JobFile.id))]
+        keys = vault_of(engine).keys
+        files = [SourceFile(f.file_name, keys.open_bytes(f.data, JOB_FILE_PLACE))
+                 for f in session.scalars(select(JobFile).where(JobFile.job_id == job.id).order_by(JobFile.id))]
         provider_code = session.scalar(select(Provider.code).where(Provider.id == submission.provider_id))
         args = dict(period=submission.period, mode=submission.mode, submitter=submission.submitter, channel=submission.channel,
                     received_at=submission.received_at)

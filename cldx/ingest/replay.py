@@ -138,11 +138,11 @@ def replay(engine: Engine, root: Path, *, until: str | None = None, progress: Ca
     return receipts
 
 
-def replay_provider(url: str, root: str, provider: str, rows: list[dict[str, str]]) -> dict[str, int]:
+def replay_provider(settings, root: str, provider: str, rows: list[dict[str, str]]) -> dict[str, int]:
     """Replay one provider's history in its own process (providers are independent of each other)."""
-    from cldx.store import make_engine
+    from cldx.identity.vault import open_store
 
-    engine = make_engine(url)
+    engine = open_store(settings)
     totals = {"submissions": 0, "new": 0, "changed": 0, "unchanged": 0, "warned": 0, "rejected": 0}
     try:
         for plan in plan_provider(Path(root) / provider, rows):

@@ -8,6 +8,7 @@ its findings) is written in one transaction: a crash leaves all of it or none.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,11 +21,15 @@ from sqlalchemy.orm import Session
 
 from cldx.standard import STANDARD_VERSION
 from cldx.store import read_transaction, write_transaction
-from cldx.store.bulk import insert_frame, read_frame, upsert_records
+from cldx.identity.linkage import with_person_keys
+from cldx.identity.vault import Vault, vault_of
+from cldx.store.bulk import IDENTITY_VALUES, insert_frame, read_frame, upsert_records
 from cldx.store.models import (
+    IDENTITY_MODELS,
     Assessment,
     Client,
     ClientIdentity,
+    DependantIdentity,
     Engagement,
     Job,
     JobFile,
@@ -100,16 +105,32 @@ def provider_id_for(session: Session, code: str) -> int:
     return found
 
 
-def load_stored(session: Session, provider_id: int) -> Stored:
+@dataclass
+class StoredForProvider:
+    """What validation and upserting need of the provider's stored records, identity opened."""
+
+    stored: Stored
+    identity: dict[str, pl.DataFrame]  # record type -> key columns + plain identity values
+
+
+def _open_identity(connection, vault: Vault, model, key: str, provider_id: int) -> pl.DataFrame:
+    table = model.__table__
+    sealed = read_frame(connection, table, [key, *IDENTITY_VALUES], table.c.provider_id == provider_id)
+    return vault.open_frame(sealed, table.name, IDENTITY_VALUES, dates=("date_of_birth",))
+
+
+def load_stored(session: Session, provider_id: int, vault: Vault) -> StoredForProvider:
     """The provider's stored records, as the validator needs them (withdrawn records excluded)."""
     connection = session.connection()
     lines = {code: (lo, hi) for code, lo, hi in session.execute(select(ServiceLine.code, ServiceLine.min_client_age, ServiceLine.max_client_age))}
     live = lambda model: (model.provider_id == provider_id, model.withdrawn_at.is_(None))  # noqa: E731
     clients = read_frame(connection, Client.__table__, ["client_ref", "birth_year_month", "identity_consent"], *live(Client))
-    identity = read_frame(connection, ClientIdentity.__table__, ["client_ref", "family_name", "date_of_birth"], ClientIdentity.provider_id == provider_id)
+    client_identity = _open_identity(connection, vault, ClientIdentity, "client_ref", provider_id)
+    dependant_identity = _open_identity(connection, vault, DependantIdentity, "dependant_ref", provider_id)
     engagements = read_frame(connection, Engagement.__table__, ["engagement_ref"], *live(Engagement))
     pre = read_frame(connection, Assessment.__table__, ["engagement_ref", "instrument", "domain", "assessed_on"], *live(Assessment), Assessment.phase == "pre")
-    return Stored(clients, identity, engagements, pre, lines)
+    stored = Stored(clients, client_identity.select("client_ref", "family_name", "date_of_birth"), engagements, pre, lines)
+    return StoredForProvider(stored, {"client": client_identity, "dependant": dependant_identity})
 
 
 def _duplicate_file(source: SourceFile) -> ParsedSource:
@@ -171,6 +192,7 @@ def submit(
     prior = _file_findings(parsed)
     file_list = [{"name": f.name, "sha256": hashlib.sha256(f.data).hexdigest(), "size_bytes": len(f.data)} for f in files]
 
+    vault = vault_of(engine)
     today = received_at.astimezone(NZ).date()
     # Validate against a snapshot without holding the write lock, so submissions for different
     # providers validate in parallel; validate again under the lock only if the provider's
@@ -178,11 +200,13 @@ def submit(
     with read_transaction(engine) as session:
         provider_id = provider_id_for(session, provider)
         version = _provider_version(session, provider_id)
-        validated = validate(tables, load_stored(session, provider_id), today=today, prior=prior)
+        known = load_stored(session, provider_id, vault)
+        validated = validate(tables, known.stored, today=today, prior=prior)
 
     with write_transaction(engine, lock=provider_id) as session:
         if _provider_version(session, provider_id) != version:
-            validated = validate(tables, load_stored(session, provider_id), today=today, prior=prior)
+            known = load_stored(session, provider_id, vault)
+            validated = validate(tables, known.stored, today=today, prior=prior)
         submission = session.get(Submission, submission_id) if submission_id else None
         if submission is None:
             submission = Submission(
@@ -210,8 +234,11 @@ def submit(
                 if name not in validated.accepted:
                     continue
                 accepted = validated.accepted[name]
+                if name == "client":
+                    accepted = with_person_keys(accepted, vault)  # the SLK exists only in memory
                 result = upsert_records(
                     connection, record_type=name, provider_id=provider_id, submission_id=submission.id, frame=accepted, now=received_at,
+                    stored_identity=known.identity.get(name), seal_identity=_sealer(vault, name),
                 )
                 counts["new"] += result.new
                 counts["changed"] += result.changed
@@ -222,7 +249,7 @@ def submit(
                 if extra:
                     warned_rows = pl.concat([warned_rows, extra[-1].select(pl.col("file").alias(FILE), pl.col("row").alias(ROW))]).unique()
                 counts["warned"] += warned_rows.height
-                _quarantine(connection, submission.id, name, validated.rejected.get(name))
+                _quarantine(connection, submission.id, name, validated.rejected.get(name), vault)
             if extra:
                 findings = pl.concat([findings, *extra]).sort(["file", "row"], maintain_order=True)
             status = "partial" if counts["rejected"] or has_errors else "accepted"
@@ -262,19 +289,34 @@ def _width(model, column: str) -> int:
     return model.__table__.c[column].type.length
 
 
-def _quarantine(connection, submission_id: str, record_type: str, rejected: pl.DataFrame | None) -> None:
+def _sealer(vault: Vault, record_type: str):
+    model = IDENTITY_MODELS.get(record_type)
+    if model is None:
+        return None
+    return lambda frame: vault.seal_frame(frame, model.__tablename__, IDENTITY_VALUES)
+
+
+def _quarantine(connection, submission_id: str, record_type: str, rejected: pl.DataFrame | None, vault: Vault) -> None:
+    """Keep rejected rows as sent; sealed, because a client row holds a name and date of birth."""
     if rejected is None or rejected.height == 0:
         return
     rejected = rejected.with_columns(pl.col(SHEET).str.slice(0, _width(QuarantinedRow, "sheet")))
     cells = [c for c in rejected.columns if c not in (FILE, SHEET, ROW)]
-    insert_frame(connection, QuarantinedRow.__table__, rejected.select(
+    rows = rejected.select(
         pl.lit(submission_id).alias("submission_id"),
         pl.lit(record_type).alias("record_type"),
         pl.col(FILE).alias("file"),
         pl.col(SHEET).alias("sheet"),
         pl.col(ROW).alias("row"),
         pl.struct(cells).struct.json_encode().alias("cells"),
-    ))
+    )
+    insert_frame(connection, QuarantinedRow.__table__, vault.seal_frame(rows, QuarantinedRow.__tablename__, ("cells",)))
+
+
+def quarantined_cells(engine_or_vault, sealed: str) -> dict[str, Any]:
+    """A quarantined row's cells, opened (for the provider's own download of its rows)."""
+    vault = engine_or_vault if isinstance(engine_or_vault, Vault) else vault_of(engine_or_vault)
+    return json.loads(vault.keys.open(sealed, f"{QuarantinedRow.__tablename__}.cells"))
 
 
 def receipt_for(session: Session, submission_id: str) -> Receipt | None:

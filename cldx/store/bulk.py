@@ -8,8 +8,10 @@ connection, inside the caller's transaction, so a submission is stored whole or 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+
 import polars as pl
 from sqlalchemy import Connection, Numeric, Table, select
 
@@ -138,6 +140,8 @@ def upsert_records(
     submission_id: str,
     frame: pl.DataFrame,
     now: datetime,
+    stored_identity: pl.DataFrame | None = None,
+    seal_identity: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     file_col: str = "__file",
     row_col: str = "__row",
 ) -> UpsertResult:
@@ -145,6 +149,11 @@ def upsert_records(
 
     `frame` holds the standard's typed values plus `action` and the file/row columns. Sending
     the same records again finds every one unchanged and writes nothing.
+
+    Identity values are sealed at rest and the store holds no keys, so for a record type with an
+    identity table the caller passes the provider's stored identity already opened
+    (`stored_identity`: the key columns and the plain values) to compare with, and
+    `seal_identity`, which turns plain identity columns into what is stored.
     """
     if frame.height == 0:
         return UpsertResult(unknown_withdrawals=pl.DataFrame(schema={file_col: pl.String, row_col: pl.Int64}))
@@ -155,10 +164,11 @@ def upsert_records(
     keys = [c.name for c in table.columns if c.name in RECORD_TYPES[record_type].key]
     id_values = list(IDENTITY_VALUES) if identity is not None else []
 
+    if identity is not None and (stored_identity is None or seal_identity is None):
+        raise ValueError(f"{record_type} records carry identity: pass stored_identity (opened) and seal_identity")
     stored = read_frame(connection, table, ["id", *values, "withdrawn_at"], table.c.provider_id == provider_id)
     if identity is not None:
-        stored_identity = read_frame(connection, identity, [*keys, *id_values], identity.c.provider_id == provider_id)
-        stored = stored.join(stored_identity, on=keys, how="left")
+        stored = stored.join(stored_identity.select(*keys, *id_values), on=keys, how="left")
     incoming = frame.select(file_col, row_col, "action", *values, *id_values)
     # A NUMERIC(p, s) column keeps s decimals: compare and store what it will hold, or 5.125
     # (stored as 5.12 or 5.13) would read as changed every time the same file is sent.
@@ -190,8 +200,8 @@ def upsert_records(
         pl.lit(now).alias("updated_at"),
     ))
     if identity is not None:
-        insert_frame(connection, identity, new.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in id_values])).select(
-            pl.lit(provider_id).alias("provider_id"), *keys, *id_values))
+        insert_frame(connection, identity, seal_identity(new.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in id_values])).select(
+            pl.lit(provider_id).alias("provider_id"), *keys, *id_values)))
 
     touched = joined.filter(pl.col("__outcome").is_in(["changed", "reinstated", "withdrawn"]))
     if touched.height:
@@ -214,7 +224,7 @@ def upsert_records(
             pl.when(withdrawn).then(pl.lit(now)).otherwise(None).alias("withdrawn_at"),
         ))
         if identity is not None:
-            _replace_identity(connection, identity, provider_id, keys, id_values, touched.filter(~withdrawn))
+            _replace_identity(connection, identity, provider_id, keys, id_values, touched.filter(~withdrawn), seal_identity)
 
     counts = joined.group_by("__outcome").len()
     by = dict(counts.iter_rows())
@@ -227,7 +237,8 @@ def upsert_records(
     )
 
 
-def _replace_identity(connection: Connection, identity: Table, provider_id: int, keys: list[str], id_values: list[str], rows: pl.DataFrame) -> None:
+def _replace_identity(connection: Connection, identity: Table, provider_id: int, keys: list[str], id_values: list[str], rows: pl.DataFrame,
+                      seal_identity: Callable[[pl.DataFrame], pl.DataFrame]) -> None:
     """Changed identity values: delete the stored row and insert the new one (fewer statements than upserting)."""
     changed = rows.filter(~pl.all_horizontal([_same(c, f"{c}__old") for c in id_values]))
     if not changed.height:
@@ -243,5 +254,5 @@ def _replace_identity(connection: Connection, identity: Table, provider_id: int,
             cursor.executemany(sql, params)
     else:
         driver.executemany(sql, params)
-    insert_frame(connection, identity, changed.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in id_values])).select(
-        pl.lit(provider_id).alias("provider_id"), *keys, *id_values))
+    insert_frame(connection, identity, seal_identity(changed.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in id_values])).select(
+        pl.lit(provider_id).alias("provider_id"), *keys, *id_values)))

@@ -198,7 +198,7 @@ class QuarantinedRow(Base):
     file: Mapped[str] = mapped_column(String(255))
     sheet: Mapped[str | None] = mapped_column(String(100))
     row: Mapped[int] = mapped_column(Integer)
-    # The row's cells by column, as JSON text (names included: encrypted by the identity part).
+    # The row's cells by column as JSON, sealed (it may hold names): see cldx.identity.vault.
     cells: Mapped[str] = mapped_column(Text)
 
 
@@ -246,7 +246,7 @@ class JobFile(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
     file_name: Mapped[str] = mapped_column(String(255))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # sealed bytes: an upload holds names
 
 
 class User(Timestamps, Base):
@@ -405,9 +405,10 @@ class ClientIdentity(Base):
 
     provider_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     client_ref: Mapped[str] = mapped_column(String(40), primary_key=True)
-    family_name: Mapped[str | None] = mapped_column(String(100))
-    given_names: Mapped[str | None] = mapped_column(String(100))
-    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    # Sealed values (`enc1:<key id>:...`, see cldx.identity.vault): never plain text at rest.
+    family_name: Mapped[str | None] = mapped_column(Text)
+    given_names: Mapped[str | None] = mapped_column(Text)
+    date_of_birth: Mapped[str | None] = mapped_column(Text)  # sealed ISO date
 
 
 class DependantIdentity(Base):
@@ -420,9 +421,9 @@ class DependantIdentity(Base):
 
     provider_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dependant_ref: Mapped[str] = mapped_column(String(40), primary_key=True)
-    family_name: Mapped[str | None] = mapped_column(String(100))
-    given_names: Mapped[str | None] = mapped_column(String(100))
-    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    family_name: Mapped[str | None] = mapped_column(Text)  # sealed, as in client_identity
+    given_names: Mapped[str | None] = mapped_column(Text)
+    date_of_birth: Mapped[str | None] = mapped_column(Text)
 
 
 # Record type name (as in the standard) -> its analytic model.

@@ -17,7 +17,8 @@ from fastapi.staticfiles import StaticFiles
 import cldx
 from cldx.config import Settings
 from cldx.ingest.queue import Worker
-from cldx.store.db import make_engine, make_session_factory
+from cldx.identity.vault import open_store
+from cldx.store.db import make_session_factory
 
 from .api import api_router, health
 from .errors import install_error_handlers
@@ -28,7 +29,7 @@ from .templating import PRODUCT_NAME, make_templates
 
 
 def create_app(settings: Settings) -> FastAPI:
-    engine = make_engine(settings.sqlalchemy_url)
+    engine = open_store(settings)  # the engine with the deployment's keys bound
     zone = ZoneInfo(settings.timezone)  # an unknown zone fails here, at start-up
 
     @asynccontextmanager

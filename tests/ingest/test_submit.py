@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import openpyxl
@@ -23,6 +23,7 @@ from cldx.ingest.submit import UnknownProvider, receipt_for, submit
 from cldx.standard import RECORD_TYPES
 from cldx.standard.templates import workbook_bytes
 from cldx.store import transaction
+from cldx.identity.slk import person_key, slk581
 from cldx.store.models import RECORD_MODELS, Client, ClientIdentity, Job, JobFile, QuarantinedRow, RecordHistory, Submission
 from cldx.store.registry import seed_service_lines
 
@@ -160,7 +161,7 @@ def test_withdraw_action_withdraws_and_unknown_withdrawal_warns(registry, clean_
         assert session.scalar(select(Client.withdrawn_at).where(Client.client_ref == "W-1")) is not None
 
 
-def test_identity_is_kept_apart_and_declined_identity_not_stored(registry, clean_files):
+def test_identity_is_kept_apart_and_declined_identity_not_stored(registry, clean_files, vault):
     provider = busiest(clean_files, 1)[0].name
     header = CLIENT_HEADER + ",identity_consent"
     receipt = submit(registry, provider=provider, files=[_csv(header,
@@ -168,10 +169,14 @@ def test_identity_is_kept_apart_and_declined_identity_not_stored(registry, clean
         ",I-2,Hidden,Person,1986-01-01,21,11,100100,2017-01-02,n")], submitter="t", channel="test")
     assert [f["rule"] for f in receipt.findings] == ["identity-declined"]
     with transaction(registry) as session:
-        identities = {i.client_ref: (i.family_name, i.date_of_birth.isoformat()) for i in session.scalars(select(ClientIdentity))}
-        clients = {c.client_ref: c.birth_year_month for c in session.scalars(select(Client))}
-    assert identities == {"I-1": ("Pōmare", "1985-12-19")}
-    assert clients == {"I-1": "1985-12", "I-2": None}
+        sealed = {i.client_ref: (i.family_name, i.date_of_birth) for i in session.scalars(select(ClientIdentity))}
+        clients = {c.client_ref: (c.birth_year_month, c.person_key) for c in session.scalars(select(Client))}
+    opened = {ref: (vault.keys.open(name, "client_identity.family_name"), vault.keys.open(born, "client_identity.date_of_birth"))
+              for ref, (name, born) in sealed.items()}
+    assert opened == {"I-1": ("Pōmare", "1985-12-19")}
+    assert all(value.startswith("enc1:") for pair in sealed.values() for value in pair)
+    assert clients["I-1"] == ("1985-12", person_key(slk581("Pōmare", "Hēmi", date(1985, 12, 19), "11"), vault.linkage_secret))
+    assert clients["I-2"] == (None, None)  # declined: linked only by the provider's reference
 
 
 def test_excel_workbook_with_serial_dates_and_stripped_zeros_is_read(registry, clean_files):

@@ -24,7 +24,7 @@ from starlette.datastructures import UploadFile
 
 from cldx.ingest.queue import enqueue, progress
 from cldx.ingest.sources import SourceFile
-from cldx.ingest.submit import MODES, UnknownProvider, receipt_for, submit
+from cldx.ingest.submit import MODES, UnknownProvider, quarantined_cells, receipt_for, submit
 from cldx.store.models import QuarantinedRow, SubmissionFinding
 from cldx.web.deps import SessionDep, SettingsDep
 from cldx.web.export import csv_download, neutralise
@@ -210,7 +210,7 @@ def read_findings(
 
 @router.get("/{submission_id}/rejected", summary="The rejected rows of one file, with an errors column, ready to fix and send again",
             responses={200: {"content": {"text/csv": {}}}})
-def read_rejected(submission_id: str, session: SessionDep, file: Annotated[str, Query(max_length=255, pattern=NO_CONTROL)],
+def read_rejected(submission_id: str, request: Request, session: SessionDep, file: Annotated[str, Query(max_length=255, pattern=NO_CONTROL)],
                   sheet: Annotated[str | None, Query(max_length=100, pattern=NO_CONTROL, description="For a workbook: one sheet (record type) per CSV.")] = None) -> Response:
     """The provider's own rejected rows exactly as sent, plus `cldx_errors`: fix them in Excel and send the file again."""
     _exists(session, submission_id)
@@ -228,7 +228,7 @@ def read_rejected(submission_id: str, session: SessionDep, file: Annotated[str, 
     writer = csv.writer(buffer, lineterminator="\r\n")
     header: list[str] = []
     for row in rows:
-        cells = json.loads(row.cells)
+        cells = quarantined_cells(request.app.state.engine, row.cells)
         if not header:
             header = list(cells)
             writer.writerow([*header, "cldx_errors"])

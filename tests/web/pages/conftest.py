@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Engine
 
+from cldx.identity.vault import bind_vault
 from cldx.store.db import make_engine, write_transaction
 from cldx.store.models import Provider
 from cldx.store.registry import seed_service_lines
@@ -72,8 +73,9 @@ FIXED = Upload((("clients.csv", FIXED_CLIENTS.encode()), ("engagements.csv", FIX
 
 
 @pytest.fixture
-def web_engine(web_db_url: str) -> Iterator[Engine]:
+def web_engine(web_db_url: str, vault) -> Iterator[Engine]:
     engine = make_engine(web_db_url)
+    bind_vault(engine, vault)  # the same keys the app under test reads from the environment
     yield engine
     engine.dispose()
 
