@@ -10,7 +10,7 @@ from rich.table import Table
 
 console = Console()
 errors = Console(stderr=True)
-linkage_app = typer.Typer(help="Linkage pseudonyms: how many clients link across providers and service lines.", no_args_is_help=True)
+linkage_app = typer.Typer(help="Linkage and consent: how many clients link across providers and service lines; who was notified.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -86,3 +86,28 @@ def summary() -> None:
         for a, b, n in result.by_service_line_pair:
             pairs.add_row(a, b, f"{n:,}")
         console.print(pairs)
+
+
+@linkage_app.command("notifications")
+def notifications(
+    only_missing: bool = typer.Option(False, "--only-missing", help="List only providers with clients not notified."),
+) -> None:
+    """Per provider: clients, clients not told their data is shared with the ministry, clients who declined identity."""
+    from cldx.config import get_settings
+    from cldx.identity.consent import notification_counts
+    from cldx.store import make_engine, read_transaction
+
+    engine = make_engine(get_settings().sqlalchemy_url)
+    try:
+        with read_transaction(engine) as session:
+            rows = notification_counts(session.connection())
+    finally:
+        engine.dispose()
+    table = Table(title="Notification of sharing and declined identity, by provider")
+    for column in ("provider", "clients", "not notified", "notified", "declined identity"):
+        table.add_column(column, justify="left" if column == "provider" else "right")
+    for row in rows:
+        if only_missing and not row.not_notified:
+            continue
+        table.add_row(row.provider, f"{row.clients:,}", f"{row.not_notified:,}", f"{row.notified_share:.1%}", f"{row.declined_identity:,}")
+    console.print(table)
