@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         row was keyed, 1 when some rows could not be (listed by row, never by value), 2 when a file
         cannot be read.
         """
-        from cldx.identity.deidentify import deidentify_csv
+        from cldx.identity.deidentify import UnreadableCsv, deidentify_csv
 
         results = []
         for path in files:
@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
                 results.append((path.name, deidentify_csv(path.read_bytes())))
             except OSError as exc:
                 errors.print(f"[red]Cannot read {path}: {exc.strerror}.[/]")
+                raise typer.Exit(2) from None
+            except UnreadableCsv as exc:
+                errors.print(f"[red]{path.name}: {exc}.[/] Save it again from Excel as \"CSV UTF-8\".")
                 raise typer.Exit(2) from None
         if len({name for name, _ in results}) != len(results):
             errors.print("[red]Two input files have the same name; the output would overwrite one.[/]")

@@ -69,11 +69,38 @@ def decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+class UnreadableCsv(ValueError):
+    """The file is not CSV that can be read (a field longer than the csv module allows)."""
+
+
+def _csv_field(value: str) -> str:
+    if any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+class _Writer:
+    """csv.QUOTE_MINIMAL with LF line ends, written here rather than by `csv.writer`: CPython
+    before 3.11.9 leaves a field holding a lone \r unquoted (gh-67044), and the output must not
+    depend on the Python patch level (the browser's must equal it byte for byte)."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self.out = out
+
+    def writerow(self, row: list[str]) -> None:
+        # A row of one empty field is written "" so it reads back as a row, not a blank line.
+        line = '""' if row == [""] else ",".join(_csv_field(v) for v in row)
+        self.out.write(line + "\n")
+
+
 def deidentify_csv(data: bytes) -> Deidentified:
     """The de-identified form of one CSV file of the standard."""
-    rows = list(csv.reader(io.StringIO(decode(data), newline="")))
+    try:
+        rows = list(csv.reader(io.StringIO(decode(data), newline="")))
+    except csv.Error as exc:
+        raise UnreadableCsv(f"not readable as CSV: {exc}") from None
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer = _Writer(out)
     if not rows:
         return Deidentified("", 0)
     header = rows[0]
