@@ -221,8 +221,13 @@ def _match_columns(file: str, sheet: str | None, record_type: RecordType, frame:
     # Text stripped, blanks as "", rows that are entirely blank dropped (Excel leaves them).
     columns = [pl.col(src).cast(pl.String).fill_null("").str.strip_chars().alias(name) for name, src in chosen.items()]
     columns += [pl.lit("").alias(name) for name in record_type.columns if name not in chosen]
-    frame = frame.select(pl.col(ROW).cast(pl.Int64), *columns).select(ROW, *record_type.columns)
-    frame = frame.filter(pl.any_horizontal([pl.col(c) != "" for c in record_type.columns]))
+    frame = (
+        frame.lazy()
+        .select(pl.col(ROW).cast(pl.Int64), *columns).select(ROW, *record_type.columns)
+        .filter(pl.any_horizontal([pl.col(c) != "" for c in record_type.columns]))
+        # In-memory: a month's file is small, and the streaming engine's start-up would outweigh it.
+        .collect(engine="in-memory")
+    )
     return RawTable(file, sheet, record_type, frame)
 
 

@@ -7,6 +7,11 @@ Checks run in layers, all as Polars expressions over whole columns (no per-row P
   across  duplicate keys in the submission, references to records sent now or stored;
   stored  a client_ref already used for a different person.
 A record with any error is rejected (kept in quarantine by the caller); warnings do not block.
+
+A month's submission is small, so the cost is in the number of Polars queries, not rows: each
+record type's field checks and row-by-row rules run as one query, with a quick form of each field
+check (exact text, known code) and the full one only for fields holding a doubtful value; the
+findings of rules that no row breaks are never built.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .sources import ROW, RawTable
 FILE, SHEET = "__file", "__sheet"
 ACTION, WITHDRAW = "action", "withdraw"
 WARNED = "__warned"
+FLAGGED = "__flagged"  # a row with a field finding
 FINDING_SCHEMA = {
     "file": pl.String, "sheet": pl.String, "row": pl.Int64, "field": pl.String, "value": pl.String,
     "rule": pl.String, "message": pl.String, "fix": pl.String,
@@ -65,6 +71,9 @@ class Validated:
 
 
 ERROR_RULES = [code for code, rule in RULES.items() if rule.severity == "error"]
+# A submission is one provider's month: thousands of rows, where the streaming engine's start-up
+# costs several times the work itself. The in-memory engine runs such queries far sooner.
+ENGINE = "in-memory"
 
 
 def _v(name: str) -> str:
@@ -73,6 +82,10 @@ def _v(name: str) -> str:
 
 def _p(name: str) -> str:
     return f"{name}__p"
+
+
+def _d(name: str) -> str:
+    return f"{name}__d"
 
 
 def _shown(spec: Field) -> pl.Expr:
@@ -190,25 +203,80 @@ def _field_exprs(spec: Field, rt: RecordType, service_codes: list[str]) -> tuple
     return typed, problem, messages
 
 
+def _quick_exprs(spec: Field, service_codes: list[str]) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, doubtful) for one field: the cheap check most values need.
+
+    Where `doubtful` is false the typed value is the one `_field_exprs` gives and that check
+    finds nothing (no problem, no code restored); only doubtful fields get the full check.
+    Doubt is cautious: a withdrawal's fields, or "1,000" for a number, are doubted and pass.
+    """
+    raw = pl.col(spec.name)
+    blank = raw == ""
+    match spec.type:
+        case FieldType.DATE:
+            # Exactly yyyy-mm-dd or dd/mm/yyyy, as the date read writes it back: the full check's
+            # pattern matches such text and reads the same date from it.
+            value = pl.coalesce(raw.str.to_date("%Y-%m-%d", strict=False), raw.str.to_date("%d/%m/%Y", strict=False))
+            fine = (raw.str.len_bytes() == 10) & ((value.dt.to_string("%Y-%m-%d") == raw) | (value.dt.to_string("%d/%m/%Y") == raw))
+        case FieldType.YES_NO:
+            value = raw.str.to_lowercase().replace_strict({**dict.fromkeys(_YES, True), **dict.fromkeys(_NO, False)}, default=None, return_dtype=pl.Boolean)
+            fine = value.is_not_null()
+        case FieldType.INTEGER | FieldType.DECIMAL:
+            number = raw.cast(pl.Float64, strict=False)  # no thousands commas or $: those are doubted
+            fine = number.is_not_null() & number.is_finite()
+            if spec.min_value is not None:
+                fine = fine & (number >= spec.min_value)
+            if spec.max_value is not None:
+                fine = fine & (number <= spec.max_value)
+            if spec.type is FieldType.INTEGER:
+                fine = fine & (number == number.round(0))
+            value = number.cast(pl.Int64, strict=False) if spec.type is FieldType.INTEGER else number
+        case FieldType.CODE:
+            accepted = service_codes if spec.name == "service_code" else spec.accepted_codes()
+            # An Enum holds the codes hashed once, where is_in hashes its list on every run.
+            value = raw.cast(pl.Enum(list(dict.fromkeys(accepted))), strict=False).cast(pl.String)
+            fine = value.is_not_null()
+        case _:
+            value = raw
+            fine = pl.lit(True)
+            if spec.max_length:
+                fine = fine & (raw.str.len_chars() <= spec.max_length)
+            if spec.pattern:
+                fine = fine & raw.str.contains(spec.pattern)
+    doubtful = (blank & pl.lit(spec.required)) | (~blank & ~fine.fill_null(False))
+    return pl.when(blank).then(None).otherwise(value), doubtful
+
+
+@dataclass(frozen=True)
+class _FieldCheck:
+    """One field's checks as expressions: the quick form, and the full form for doubtful fields."""
+
+    name: str
+    quick: pl.Expr  # typed value (`x__v`), right wherever `doubtful` is false
+    doubtful: pl.Expr  # (`x__d`) true where the full check is needed
+    typed: pl.Expr  # typed value (`x__v`) of the full check
+    problem: pl.Expr  # rule broken (`x__p`), or null
+    findings: tuple[pl.Expr, ...]  # finding structs (null where there is nothing to say)
+
+
 @dataclass(frozen=True)
 class _FieldPlan:
     """A record type's field checks as expressions: built once, run on every submission."""
 
-    columns: list[pl.Expr]  # typed values (`x__v`) and problem rules (`x__p`)
+    fields: tuple[_FieldCheck, ...]
     flagged: pl.Expr  # true on rows with any field finding
-    findings: pl.Expr  # a list of finding structs per row (nulls where a field is fine)
 
 
 @functools.lru_cache(maxsize=64)
 def _field_plan(rt_name: str, service_codes: tuple[str, ...]) -> _FieldPlan:
     """Building expressions costs more than running them on a month's few records, so they are kept."""
     rt = RECORD_TYPES[rt_name]
-    columns: list[pl.Expr] = []
+    fields: list[_FieldCheck] = []
     flags: list[pl.Expr] = []
-    structs: list[pl.Expr] = []
     for spec in rt.fields:
         typed, problem, messages = _field_exprs(spec, rt, list(service_codes))
-        columns += [typed.alias(_v(spec.name)), problem.alias(_p(spec.name))]
+        quick, doubtful = _quick_exprs(spec, list(service_codes))
+        structs: list[pl.Expr] = []
         rule = pl.col(_p(spec.name))
         message = pl.lit(None, pl.String)
         fix = pl.lit(None, pl.String)
@@ -229,7 +297,9 @@ def _field_plan(rt_name: str, service_codes: tuple[str, ...]) -> _FieldPlan:
                 pl.format("{} was read as {}: Excel had dropped its leading zeros.", pl.col(spec.name), pl.col(_v(spec.name))),
                 pl.lit(f"Format the {spec.name} column as Text in Excel so codes keep their leading zeros."),
             )))
-    return _FieldPlan(columns, pl.any_horizontal(flags), pl.concat_list(structs))
+        fields.append(_FieldCheck(spec.name, quick.alias(_v(spec.name)), doubtful.alias(_d(spec.name)), typed.alias(_v(spec.name)),
+                                  problem.alias(_p(spec.name)), tuple(structs)))
+    return _FieldPlan(tuple(fields), pl.any_horizontal(flags))
 
 
 def _finding_struct(field_name: str, value: pl.Expr, rule: pl.Expr, message: pl.Expr, fix: pl.Expr) -> pl.Expr:
@@ -239,19 +309,81 @@ def _finding_struct(field_name: str, value: pl.Expr, rule: pl.Expr, message: pl.
     )
 
 
-def _field_layer(frame: pl.DataFrame, rt: RecordType, service_codes: list[str]) -> tuple[pl.DataFrame, list[pl.LazyFrame]]:
-    # The action column decides how the others are read, so it is parsed first.
-    frame = frame.with_columns(pl.col(ACTION).str.to_lowercase().alias(ACTION))
+@dataclass(frozen=True)
+class _Rule:
+    """A check of each row on its own: a finding for every row where `condition` holds.
+
+    Every rule's condition runs in the same query as the field checks, as a column of its own;
+    findings are built only for the rules some row breaks, which in most months is none.
+    """
+
+    condition: pl.Expr  # null counts as not holding
+    field: str
+    rule: str
+    message: pl.Expr | str
+    fix: str
+    value: pl.Expr | None = None  # what the finding shows; the field's text when None
+    context: tuple[pl.Expr, ...] = ()  # columns over all rows that the message needs (windows)
+
+    def findings(self, checked: pl.DataFrame, column: str) -> list[pl.LazyFrame]:
+        rows = checked.lazy().with_columns(*self.context) if self.context else checked
+        return _rule_rows(rows, pl.col(column), self.field, self.rule, self.message, self.fix, self.value)
+
+
+def _rule_column(number: int) -> str:
+    return f"__rule{number}"
+
+
+def _check(frame: pl.DataFrame, rt: RecordType, service_codes: list[str], rules: list[_Rule]) -> pl.DataFrame:
+    """The frame with typed values, field problems, FLAGGED and each rule's condition.
+
+    The quick field checks run first, with everything else, in one query; only when some value
+    is doubtful does a second query run the full checks of the doubtful fields, and the rules again.
+    """
     plan = _field_plan(rt.name, tuple(service_codes))
-    frame = frame.with_columns(plan.columns)
-    # Only the few rows with a finding build finding structs.
-    findings = (
-        frame.lazy().filter(plan.flagged)
-        .select(pl.col(FILE).alias("file"), pl.col(SHEET).alias("sheet"), pl.col(ROW).alias("row"), plan.findings.alias("__f"))
+    conditions = [plan.flagged.alias(FLAGGED), *[r.condition.fill_null(False).alias(_rule_column(i)) for i, r in enumerate(rules)]]
+    checked = (
+        frame.lazy()
+        # The action column decides how the others are read, so it is parsed first.
+        .with_columns(pl.col(ACTION).str.to_lowercase().alias(ACTION))
+        .with_columns(*[f.quick for f in plan.fields], *[f.doubtful for f in plan.fields])
+        # Nothing is wrong with a value that is not doubtful.
+        .with_columns(*[pl.lit(None, pl.String).alias(_p(f.name)) for f in plan.fields])
+        .with_columns(conditions)
+        .collect(engine=ENGINE)
+    )
+    doubtful = [f for f in plan.fields if checked[_d(f.name)].any()]
+    if not doubtful:
+        return checked
+    return (
+        checked.lazy()
+        .with_columns(*[f.typed for f in doubtful], *[f.problem for f in doubtful])
+        .with_columns(conditions)
+        .collect(engine=ENGINE)
+    )
+
+
+def _field_findings(checked: pl.DataFrame, rt: RecordType, service_codes: list[str]) -> list[pl.LazyFrame]:
+    if not checked[FLAGGED].any():
+        return []
+    plan = _field_plan(rt.name, tuple(service_codes))
+    # Only doubtful fields can have something to say, and only the few rows with a finding build finding structs.
+    structs = [struct for f in plan.fields if checked[_d(f.name)].any() for struct in f.findings]
+    return [
+        checked.lazy().filter(pl.col(FLAGGED))
+        .select(pl.col(FILE).alias("file"), pl.col(SHEET).alias("sheet"), pl.col(ROW).alias("row"), pl.concat_list(structs).alias("__f"))
         .explode("__f").drop_nulls("__f").unnest("__f")
         .select(*FINDING_SCHEMA)
-    )
-    return frame, [findings]
+    ]
+
+
+def _broken(checked: pl.DataFrame, rules: list[_Rule], first: int) -> list[pl.LazyFrame]:
+    """Findings of the rules (numbered from `first` in `_check`) that at least one row breaks."""
+    found: list[pl.LazyFrame] = []
+    for number, rule in enumerate(rules, start=first):
+        if checked[_rule_column(number)].any():
+            found += rule.findings(checked, _rule_column(number))
+    return found
 
 
 def _findings(rows: pl.DataFrame | pl.LazyFrame, field_name: str | None, value: pl.Expr, rule: pl.Expr, message: pl.Expr, fix: pl.Expr) -> pl.LazyFrame:
@@ -270,7 +402,7 @@ def _findings(rows: pl.DataFrame | pl.LazyFrame, field_name: str | None, value: 
 def _rule_rows(frame: pl.DataFrame | pl.LazyFrame, condition: pl.Expr, field_name: str, rule: str, message: pl.Expr | str, fix: str, value: pl.Expr | None = None) -> list[pl.LazyFrame]:
     """Findings of one rule for the rows where `condition` holds (null counts as not holding).
 
-    Lazy, so all of a record type's checks run in one Polars query.
+    Lazy, so all of a record type's findings are built in one Polars query.
     """
     rows = frame.lazy().filter(condition.fill_null(False))
     message_expr = pl.lit(message) if isinstance(message, str) else message
@@ -280,46 +412,54 @@ def _rule_rows(frame: pl.DataFrame | pl.LazyFrame, condition: pl.Expr, field_nam
 # --- Record layer -----------------------------------------------------------------------------
 
 
-def _record_layer(name: str, frame: pl.DataFrame, stored: Stored, accepted_clients: pl.DataFrame, today: date) -> list[pl.LazyFrame]:
+@functools.lru_cache(maxsize=64)
+def _record_rules(name: str, today: date) -> tuple[_Rule, ...]:
+    """Checks within each record that need no other table: kept, as building them costs more than running them."""
     v = lambda f: pl.col(_v(f))  # noqa: E731 - reads as "the value of"
     upsert = pl.col(ACTION) != WITHDRAW
-    found: list[pl.DataFrame] = []
+    rules: list[_Rule] = []
     for spec in RECORD_TYPES[name].fields:
         if spec.type is FieldType.DATE:
             limit = "born" if spec.name == "date_of_birth" else "dated"
-            found += _rule_rows(frame, upsert & (v(spec.name) > today), spec.name, "future-date",
-                                pl.format(f"{{}} is in the future; a record cannot be {limit} after it is sent.", pl.col(spec.name)),
-                                f"Check {spec.name}: {DATE_FORMS}.")
+            rules.append(_Rule(upsert & (v(spec.name) > today), spec.name, "future-date",
+                               pl.format(f"{{}} is in the future; a record cannot be {limit} after it is sent.", pl.col(spec.name)),
+                               f"Check {spec.name}: {DATE_FORMS}."))
     if name == "client":
         consent = v("identity_consent").fill_null(True)
         for spec in RECORD_TYPES["client"].identifying_fields:
-            found += _rule_rows(frame, upsert & consent & (pl.col(spec.name) == ""), spec.name, "conditional-required",
-                                f"{spec.name} is required for a client who has not declined identification.",
-                                f"Fill in {spec.name}, or write n in identity_consent if the client declined to be identified.", value=pl.lit(""))
-        found += _rule_rows(frame, upsert & ~consent & ((pl.col("family_name") != "") | (pl.col("given_names") != "") | (pl.col("date_of_birth") != "")),
-                            "identity_consent", "identity-declined",
-                            "The client declined identification, so the name and date of birth sent are not stored.",
-                            "Leave family_name, given_names and date_of_birth blank for clients who declined.")
-        found += _rule_rows(frame, upsert & v("notified_of_sharing_on").is_null() & (pl.col("notified_of_sharing_on") == ""),
-                            "notified_of_sharing_on", "not-notified",
-                            "No date is given for telling the client their data is shared with the ministry.",
-                            "Record the date you notified the client, and send it next month.", value=pl.lit(""))
+            rules.append(_Rule(upsert & consent & (pl.col(spec.name) == ""), spec.name, "conditional-required",
+                               f"{spec.name} is required for a client who has not declined identification.",
+                               f"Fill in {spec.name}, or write n in identity_consent if the client declined to be identified.", value=pl.lit("")))
+        rules.append(_Rule(upsert & ~consent & ((pl.col("family_name") != "") | (pl.col("given_names") != "") | (pl.col("date_of_birth") != "")),
+                           "identity_consent", "identity-declined",
+                           "The client declined identification, so the name and date of birth sent are not stored.",
+                           "Leave family_name, given_names and date_of_birth blank for clients who declined."))
+        rules.append(_Rule(upsert & v("notified_of_sharing_on").is_null() & (pl.col("notified_of_sharing_on") == ""),
+                           "notified_of_sharing_on", "not-notified",
+                           "No date is given for telling the client their data is shared with the ministry.",
+                           "Record the date you notified the client, and send it next month.", value=pl.lit("")))
     elif name == "engagement":
-        found += _rule_rows(frame, upsert & (v("end_date") < v("start_date")), "end_date", "date-order",
-                            pl.format("end_date {} is before start_date {}.", pl.col("end_date"), pl.col("start_date")),
-                            "Correct the end date (or the start date) so the engagement ends on or after it starts.")
-        found += _rule_rows(frame, upsert & v("end_date").is_not_null() & (pl.col("end_reason") == ""), "end_reason", "conditional-required",
-                            "end_reason is required when end_date is given.", "Give the reason the engagement ended.", value=pl.lit(""))
-        found += _age_findings(frame, stored, accepted_clients)
-    elif name == "assessment":
-        found += _assessment_findings(frame, stored)
+        rules.append(_Rule(upsert & (v("end_date") < v("start_date")), "end_date", "date-order",
+                           pl.format("end_date {} is before start_date {}.", pl.col("end_date"), pl.col("start_date")),
+                           "Correct the end date (or the start date) so the engagement ends on or after it starts."))
+        rules.append(_Rule(upsert & v("end_date").is_not_null() & (pl.col("end_reason") == ""), "end_reason", "conditional-required",
+                           "end_reason is required when end_date is given.", "Give the reason the engagement ended.", value=pl.lit("")))
     elif name == "outcome":
         dimension_of = {c.code: c.parent for c in code_set("outcome_measure")}
-        found += _rule_rows(frame, upsert & v("measure").is_not_null() & v("dimension").is_not_null()
-                            & (v("measure").replace_strict(dimension_of, default=None) != v("dimension")),
-                            "measure", "measure-mismatch", pl.format("Measure {} does not belong to dimension {}.", pl.col("measure"), pl.col("dimension")),
-                            "Use a measure listed for the dimension, or correct the dimension.")
-    return found
+        rules.append(_Rule(upsert & v("measure").is_not_null() & v("dimension").is_not_null()
+                           & (v("measure").replace_strict(dimension_of, default=None) != v("dimension")),
+                           "measure", "measure-mismatch", pl.format("Measure {} does not belong to dimension {}.", pl.col("measure"), pl.col("dimension")),
+                           "Use a measure listed for the dimension, or correct the dimension."))
+    return tuple(rules)
+
+
+def _joined_findings(name: str, frame: pl.DataFrame, stored: Stored, accepted_clients: pl.DataFrame) -> list[pl.LazyFrame]:
+    """Checks within each record that look a value up in another table (ages, instruments)."""
+    if name == "engagement":
+        return _age_findings(frame, stored, accepted_clients)
+    if name == "assessment":
+        return _assessment_findings(frame, stored)
+    return []
 
 
 def _age_findings(frame: pl.DataFrame, stored: Stored, accepted_clients: pl.DataFrame) -> list[pl.LazyFrame]:
@@ -381,27 +521,28 @@ def _assessment_findings(frame: pl.DataFrame, stored: Stored) -> list[pl.LazyFra
 # --- Across records and against the store ------------------------------------------------------
 
 
-def _duplicate_keys(frame: pl.DataFrame, rt: RecordType) -> list[pl.LazyFrame]:
+@functools.lru_cache(maxsize=16)
+def _duplicate_rule(name: str) -> _Rule:
+    rt = RECORD_TYPES[name]
     keys = [_v(k) for k in rt.key]
     complete = pl.all_horizontal([pl.col(k).is_not_null() for k in keys])
-    first_row = pl.col(ROW).first().over(keys)
-    rows = frame.lazy().with_columns(first_row.alias("__first"), pl.col(FILE).first().over(keys).alias("__first_file"))
-    duplicate = complete & ~pl.struct(keys).is_first_distinct()
     what = " + ".join(rt.key)
-    return _rule_rows(rows, duplicate, rt.key[0], "duplicate-key",
-                      pl.format(f"This {what} was already given in {{}} row {{}}.", pl.col("__first_file"), pl.col("__first")),
-                      "Send each record once: delete this row or correct its key.")
+    return _Rule(complete & ~pl.struct(keys).is_first_distinct(), rt.key[0], "duplicate-key",
+                 pl.format(f"This {what} was already given in {{}} row {{}}.", pl.col("__first_file"), pl.col("__first")),
+                 "Send each record once: delete this row or correct its key.",
+                 # Where each key was first given: windows over every row, so worked out only when a key repeats.
+                 context=(pl.col(ROW).first().over(keys).alias("__first"), pl.col(FILE).first().over(keys).alias("__first_file")))
 
 
-def _references(frame: pl.DataFrame, rt: RecordType, known: dict[str, pl.Series]) -> list[pl.LazyFrame]:
-    found = []
+def _reference_rules(rt: RecordType, known: dict[str, pl.Series]) -> list[_Rule]:
+    rules = []
     for reference in rt.references:
         parent = RECORD_TYPES[reference.record_type]
         missing = (pl.col(ACTION) != WITHDRAW) & pl.col(_v(reference.field)).is_not_null() & ~pl.col(_v(reference.field)).is_in(known[reference.record_type].implode())
-        found += _rule_rows(frame, missing, reference.field, "unknown-reference",
-                            pl.format(f"{reference.field} {{}} is not {_a(parent.title.lower())} accepted in this submission or already stored.", pl.col(reference.field)),
-                            f"Send the {parent.title.lower()} in {parent.file_name} (and fix any error it has), or correct {reference.field}.")
-    return found
+        rules.append(_Rule(missing, reference.field, "unknown-reference",
+                           pl.format(f"{reference.field} {{}} is not {_a(parent.title.lower())} accepted in this submission or already stored.", pl.col(reference.field)),
+                           f"Send the {parent.title.lower()} in {parent.file_name} (and fix any error it has), or correct {reference.field}."))
+    return rules
 
 
 def _a(noun: str) -> str:
@@ -470,19 +611,31 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
             # A header-only file (a month with nothing of this kind): nothing to check.
             result.accepted[name], result.rejected[name] = _empty_result(name, tuple(service_codes))
             continue
-        frame, found = _field_layer(by_type[name], rt, service_codes)
-        found += _record_layer(name, frame, stored, accepted_clients, today)
-        found += _duplicate_keys(frame, rt)
-        found += _references(frame, rt, known)
+        record_rules = list(_record_rules(name, today))
+        across_rules = [_duplicate_rule(name), *_reference_rules(rt, known)]
+        # One chunk per column: Polars 2.1.0 can panic formatting messages from a filtered
+        # string column in several chunks (as the CSV reader returns them).
+        frame = _check(by_type[name].rechunk(), rt, service_codes, record_rules + across_rules)
+        # In the order findings are listed for a row: fields, the record, then across records.
+        found = _field_findings(frame, rt, service_codes)
+        found += _broken(frame, record_rules, first=0)
+        found += _joined_findings(name, frame, stored, accepted_clients)
+        found += _broken(frame, across_rules, first=len(record_rules))
         if name == "client":
             found += _reused_refs(frame, stored)
-        these = pl.concat(found).collect() if found else pl.DataFrame(schema=FINDING_SCHEMA)
-        errors = pl.concat([where(these.filter(pl.col("rule").is_in(ERROR_RULES))), prior_errors]).unique()
-        warned = where(these.filter(~pl.col("rule").is_in(ERROR_RULES))).unique()
-        good = frame.join(errors, on=at, how="anti", nulls_equal=True)
-        good = good.join(warned.with_columns(pl.lit(True).alias(WARNED)), on=at, how="left", nulls_equal=True).with_columns(pl.col(WARNED).fill_null(False))
-        result.rejected[name] = frame.join(errors, on=at, how="semi", nulls_equal=True).select(FILE, SHEET, ROW, *rt.columns)
-        typed = good.select(FILE, SHEET, ROW, WARNED, pl.col(ACTION).replace("", "upsert"), *[pl.col(_v(f.name)).alias(f.name) for f in rt.fields if f.name != ACTION])
+        these = pl.concat(found).collect(engine=ENGINE) if found else pl.DataFrame(schema=FINDING_SCHEMA)
+        if these.height == 0 and prior_errors.height == 0:
+            # The usual month: nothing to say about any row, so every row is accepted as it is.
+            good = frame.with_columns(pl.lit(False).alias(WARNED))
+            rejected = frame.clear()
+        else:
+            errors = pl.concat([where(these.filter(pl.col("rule").is_in(ERROR_RULES))), prior_errors]).unique()
+            warned = where(these.filter(~pl.col("rule").is_in(ERROR_RULES))).unique()
+            good = frame.join(errors, on=at, how="anti", nulls_equal=True)
+            good = good.join(warned.with_columns(pl.lit(True).alias(WARNED)), on=at, how="left", nulls_equal=True).with_columns(pl.col(WARNED).fill_null(False))
+            rejected = frame.join(errors, on=at, how="semi", nulls_equal=True)
+        result.rejected[name] = rejected.select(FILE, SHEET, ROW, *rt.columns)
+        typed = good.lazy().select(FILE, SHEET, ROW, WARNED, pl.col(ACTION).replace("", "upsert"), *[pl.col(_v(f.name)).alias(f.name) for f in rt.fields if f.name != ACTION])
         if name == "client":
             consent = pl.col("identity_consent").fill_null(True)
             typed = typed.with_columns(
@@ -491,12 +644,15 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
                 # A client who declined identification is stored without it.
                 *[pl.when(consent).then(pl.col(c)).otherwise(None).alias(c) for c in ("family_name", "given_names", "date_of_birth")],
             ).with_columns(pl.when(pl.col("identity_consent")).then(pl.col("birth_year_month")).otherwise(None).alias("birth_year_month"))
-            accepted_clients = typed.filter(pl.col(ACTION) != WITHDRAW).select("client_ref", "birth_year_month")
         elif name == "dependant":
             typed = typed.with_columns(pl.col("date_of_birth").dt.strftime("%Y-%m").alias("birth_year_month"))
+        typed = typed.collect(engine=ENGINE)
+        sent = typed[ACTION] != WITHDRAW  # the records added or updated, not withdrawn
+        if name == "client":
+            accepted_clients = typed.select("client_ref", "birth_year_month").filter(sent)
         result.accepted[name] = typed
         if name in known:
-            known[name] = pl.concat([known[name], typed.filter(pl.col(ACTION) != WITHDRAW)[rt.key[0]]])
+            known[name] = pl.concat([known[name], typed[rt.key[0]].filter(sent)])
         findings.append(these)
     result.findings = pl.concat([prior, *findings]).sort(["file", "row"], maintain_order=True, nulls_last=False)
     return result
