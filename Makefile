@@ -29,18 +29,11 @@ docs standard-docs: setup
 	$(CLDX) standard docs
 	$(CLDX) rules docs
 
-# The ingest benchmark (several minutes): cldx against frictionless-py, pandas + ORM and raw inserts.
-bench: setup
-	$(PYTHON) -m pip install --quiet -e '.[dev,bench]'
-	$(PYTHON) -m benchmarks.ingest $(BENCH_ARGS)
-
 clean:
 	rm -rf $(VENV) cldx.egg-info .pytest_cache
 
 # Ingest benchmark (benchmarks/ingest.py): cldx against frictionless, pandas + ORM and a raw insert,
 # on SQLite and PostgreSQL. Several minutes; `make bench BENCH_ARGS=--quick` for a smoke run.
-.PHONY: bench
-bench:
-	@test -x $(PYTHON) || $(MAKE) setup
+bench: setup
 	@$(PYTHON) -c "import frictionless, pandas" 2>/dev/null || $(PYTHON) -m pip install --quiet -e '.[dev,bench]'
 	$(PYTHON) -m benchmarks.ingest $(BENCH_ARGS)

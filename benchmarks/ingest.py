@@ -11,7 +11,9 @@ memory figure is that measurement's own):
                          files the frictionless comparison uses)
   cldx ingest            the real path, per backend: registry imported, then
                          cldx.ingest.submit.submit() once per provider folder, with a
-                         breakdown of where the time goes (parse, validate, upsert, ...)
+                         breakdown of where the time goes (parse, validate, upsert, ...);
+                         and again with identity neither sealed nor keyed (a benchmark-only
+                         stand-in vault), the baseline for the 25% identity cost budget
   (a) frictionless       frictionless.validate of clients + engagements against a Table Schema
                          equivalent to the standard's fields, on a sample; per million extrapolated
   (b) pandas + ORM       pandas.read_csv, typing in pandas, SQLAlchemy ORM objects and
@@ -67,6 +69,7 @@ GB = 1_000_000_000
 TARGET_SPEEDUP = 20.0
 TARGET_RATIO = 2.0
 TARGET_MEMORY = 1 * GB
+TARGET_IDENTITY_COST = 0.25  # issue 5: sealing and keyed hashing add at most 25% to ingest
 BUSY_CORES = 0.25  # other processes' CPU use above which a measurement is flagged as disturbed
 
 
@@ -358,9 +361,47 @@ def _install_phase_timers() -> dict[str, float]:
     return timers
 
 
-def m_cldx_ingest(data: str, url: str) -> dict:
+class PlainKeys:
+    """Stands in for the key ring in the identity baseline: values stored as they are."""
+
+    def refresh(self) -> None:
+        pass
+
+
+class PlainVault:
+    """The identity baseline (issue 5's 25% budget): no sealing, no keyed hashing.
+
+    Benchmark-only, on purpose: cldx itself has no way to store identity unsealed.
+    """
+
+    keys = PlainKeys()
+    linkage_secret = b"\0" * 32
+
+    def seal_frame(self, frame, table, columns):
+        import polars as pl
+
+        return frame.with_columns(pl.col(c).cast(pl.String) for c in columns if c in frame.columns)
+
+    def open_frame(self, frame, table, columns, dates=()):
+        import polars as pl
+
+        return frame.with_columns(pl.col(c).str.to_date("%Y-%m-%d") for c in dates if c in frame.columns)
+
+
+def m_cldx_ingest(data: str, url: str, sealed: bool = True) -> dict:
+    """The real ingest path; `sealed=False` is the baseline without sealing and keyed hashing."""
     root = Path(data)
     engine = setup_database(url, root)
+    from cldx.identity.vault import bind_vault, ensure_key_files, open_vault
+    import cldx.ingest.submit as submit_module
+
+    if sealed:
+        keys = Path(tempfile.mkdtemp(prefix="cldx-bench-keys-"))
+        ensure_key_files(keys / "keys.json", keys / "linkage.json")
+        bind_vault(engine, open_vault(keys / "keys.json", keys / "linkage.json"))
+    else:
+        bind_vault(engine, PlainVault())  # type: ignore[arg-type]
+        submit_module.with_person_keys = lambda frame, vault: frame.drop("slk581") if "slk581" in frame.columns else frame
     timers = _install_phase_timers()
     from cldx.ingest.sources import SourceFile
     from cldx.ingest.submit import submit
@@ -797,6 +838,8 @@ def main(argv: list[str] | None = None) -> int:
 
             log(f"cldx ingest -> {backend}")
             results[f"ingest_{backend}"] = in_child(m_cldx_ingest, data=str(data), url=url_for("ingest"))
+            log(f"cldx ingest without sealing or keyed hashing (identity baseline) -> {backend}")
+            results[f"plain_{backend}"] = in_child(m_cldx_ingest, data=str(data), url=url_for("plain"), sealed=False)
             log(f"(c) raw insert -> {backend}")
             results[f"raw_{backend}"] = in_child(m_raw_insert, data=str(data), typed=str(typed), url=url_for("raw"))
             log(f"(c') raw insert into bare tables -> {backend}")
@@ -835,6 +878,7 @@ def main(argv: list[str] | None = None) -> int:
                 out(fmt_row(f"cldx ingest -> {name}", None, skipped[backend]))
             continue
         out(fmt_row(f"cldx ingest (submit) -> {name}", results[f"ingest_{backend}"]))
+        out(fmt_row(f"  same, identity not sealed/keyed -> {name}", results.get(f"plain_{backend}")))
         how = "executemany" if backend == "sqlite" else "COPY"
         out(fmt_row(f"(c) raw {how} -> {name}", results[f"raw_{backend}"]))
         out(fmt_row(f"(c') raw {how} -> {name}, bare tables", results[f"bare_{backend}"]))
@@ -888,6 +932,12 @@ def main(argv: list[str] | None = None) -> int:
         if pandas_r:
             out(f"    (pandas + ORM / cldx ingest, {backend}: {per_million(pandas_r):.2f} / {per_million(ingest):.2f} s per 1M "
                 f"= {per_million(pandas_r) / per_million(ingest):.1f}x)")
+    for backend in ("sqlite", "postgresql"):
+        ingest, plain = results.get(f"ingest_{backend}"), results.get(f"plain_{backend}")
+        if ingest and plain:
+            cost = per_million(ingest) / per_million(plain) - 1
+            out(f"  identity sealing + keyed hashing, {backend}: {per_million(ingest):.2f} s per 1M with, {per_million(plain):.2f} without "
+                f"= {cost:+.1%}   target <= +{TARGET_IDENTITY_COST:.0%}  {verdict(cost <= TARGET_IDENTITY_COST)}")
     cldx_keys = [k for k in results if (k.startswith("validate") or k.startswith("ingest")) and results[k]]
     peak_key = max(cldx_keys, key=lambda k: results[k]["peak_rss"])
     peak = results[peak_key]["peak_rss"]

@@ -5,8 +5,9 @@ browser (`static/slk581.js`); both produce byte-identical output, which a Chromi
 
 For each file, every column is kept except `family_name`, `given_names` and `date_of_birth`;
 a file that had a `date_of_birth` column gains `slk581` and `birth_year_month` (`YYYY-MM`) as
-its last two columns. Files without those columns (engagements, attendance...) are copied
-cell for cell. Output is UTF-8 without BOM, LF line endings, fields quoted only when they hold
+its last two columns (a dependants file, known by its `dependant_ref` column, gains only
+`birth_year_month`: dependants are not linked), replacing any blank ones the template had.
+Files without a `date_of_birth` column (engagements, attendance...) are copied cell for cell. Output is UTF-8 without BOM, LF line endings, fields quoted only when they hold
 a comma, a quote or a line break (Python's csv.QUOTE_MINIMAL), quotes doubled.
 
 Nothing identifying is ever written: a row whose date of birth cannot be read, or whose client
@@ -105,9 +106,11 @@ def deidentify_csv(data: bytes) -> Deidentified:
         return Deidentified("", 0)
     header = rows[0]
     keys = [header_key(h) for h in header]
-    kept = [i for i, k in enumerate(keys) if k not in REMOVED]
     keyed = "date_of_birth" in keys
-    writer.writerow([header[i] for i in kept] + (list(ADDED) if keyed else []))
+    added_columns = (["birth_year_month"] if "dependant_ref" in keys else list(ADDED)) if keyed else []
+    # The template's own (blank) slk581 and birth_year_month columns are replaced, not repeated.
+    kept = [i for i, k in enumerate(keys) if k not in REMOVED and not (keyed and k in ADDED)]
+    writer.writerow([header[i] for i in kept] + added_columns)
     column = {k: i for i, k in reversed(list(enumerate(keys)))}
     result = Deidentified("", 0)
 
@@ -126,10 +129,13 @@ def deidentify_csv(data: bytes) -> Deidentified:
             if declined or born is None:
                 if not declined:
                     result.problems.append(f"row {number}: date_of_birth is blank or not a date (yyyy-mm-dd or dd/mm/yyyy); slk581 left blank")
-                added = ["", ""]
+                added = ["" for _ in added_columns]
             else:
-                key = slk581(cell(row, "family_name"), cell(row, "given_names"), born, cell(row, "gender"))
-                added = [key, f"{born.year:04d}-{born.month:02d}"]
+                month = f"{born.year:04d}-{born.month:02d}"
+                if len(added_columns) == 1:
+                    added = [month]
+                else:
+                    added = [slk581(cell(row, "family_name"), cell(row, "given_names"), born, cell(row, "gender")), month]
         writer.writerow([row[i] if i < len(row) else "" for i in kept] + added)
     result.text = out.getvalue()
     return result

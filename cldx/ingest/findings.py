@@ -45,6 +45,7 @@ _rule("standard-version", "Workbook for another standard version", "The workbook
 _rule("bad-json", "JSON not in the expected shape", "The JSON body is not an object of record lists, or a record is not an object of values.", Severity.ERROR, "#file")
 _rule("ragged-row", "Row has more values than columns", "A row has values beyond the last header column (often a stray comma); the row is not read.", Severity.ERROR, "#record")
 _rule("duplicate-file", "File sent twice", "Two files with the same name were sent in one submission; only the first is read.", Severity.ERROR, "#file")
+_rule("identity-not-allowed", "Names sent by an organisation that sends no identity", "The organisation is set to send no identity, but a file holds names or dates of birth: the whole submission is refused and nothing in it is kept.", Severity.ERROR, "#file")
 _rule("unknown-file", "File not recognised", "The file name is not one of the files this import reads.", Severity.WARNING, "#file")
 # Field level
 _rule("required", "Required value missing", "A required field is blank.")
@@ -64,6 +65,8 @@ _rule("date-order", "Dates in the wrong order", "An end date is before its start
 _rule("conditional-required", "Value required here", "A field that is required in this situation is blank.", Severity.ERROR, "#record")
 _rule("future-date", "Date in the future", "A date lies after the day the submission was received.", Severity.ERROR, "#record")
 _rule("identity-declined", "Identity sent for a client who declined", "The client declined identification (identity_consent n) but a name or date of birth was sent; it is not stored.", Severity.WARNING, "#record")
+_rule("slk-mismatch", "SLK-581 and birth month disagree", "The date of birth inside slk581 is not a real date or is not in the month birth_year_month gives.", Severity.ERROR, "#record")
+_rule("deidentified-form-ignored", "De-identified columns not used", "The organisation sends names, so slk581 and birth_year_month are worked out by cldx and the values sent are ignored.", Severity.WARNING, "#record")
 _rule("not-notified", "Notification date missing", "The client has no date for being told their data is shared with the ministry; the record is stored and counted per provider.", Severity.WARNING, "#record")
 _rule("implausible-age", "Age unusual for the service", "The client's age at the start of the engagement lies more than a year outside the ages the service line serves.", Severity.WARNING, "#record")
 _rule("domain-mismatch", "Domain not of this instrument", "The assessment domain is not one of the instrument's domains.", Severity.ERROR, "#record")

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cldx.standard import STANDARD_VERSION
+from cldx.standard.records import IDENTIFIED_FORM
 from cldx.store import read_transaction, write_transaction
 from cldx.identity.linkage import with_person_keys
 from cldx.identity.vault import Vault, vault_of
@@ -154,6 +155,23 @@ def _file_findings(parsed: list[ParsedSource]) -> pl.DataFrame:
     )
 
 
+def _identity_sent(tables: list[RawTable], provider: str) -> pl.DataFrame | None:
+    """A finding per file holding names or dates of birth, for a provider set to send none."""
+    rows = []
+    for table in tables:
+        columns = [c for c in IDENTIFIED_FORM if c in table.frame.columns]
+        if not columns:
+            continue
+        holding = table.frame.filter(pl.any_horizontal([pl.col(c).fill_null("") != "" for c in columns])).height
+        if holding:
+            rows.append((table.file, table.sheet, None, ", ".join(columns), None, "identity-not-allowed",
+                         f"{holding:,} row(s) hold a name or date of birth, but {provider} is set to send no identity. "
+                         "Nothing from this submission was kept.",
+                         "De-identify the files first (cldx deidentify FILE... --out DIR, or choose them on the upload page, "
+                         "which removes names in your browser) and send the de-identified files."))
+    return pl.DataFrame(rows, schema=FINDING_SCHEMA, orient="row") if rows else None
+
+
 def _with_severity(findings: pl.DataFrame) -> pl.DataFrame:
     return findings.with_columns(pl.col("rule").replace_strict({c: str(r.severity) for c, r in RULES.items()}).alias("severity"))
 
@@ -199,14 +217,18 @@ def submit(
     # records changed meanwhile.
     with read_transaction(engine) as session:
         provider_id = provider_id_for(session, provider)
+        deidentified = not session.scalar(select(Provider.sends_identity).where(Provider.id == provider_id))
+        # Names from a provider set to send no identity: refuse the lot and keep none of it.
+        identity_sent = _identity_sent(tables, provider) if deidentified else None
         version = _provider_version(session, provider_id)
         known = load_stored(session, provider_id, vault)
-        validated = validate(tables, known.stored, today=today, prior=prior)
+        check = lambda: validate(tables, known.stored, today=today, prior=prior, deidentified=deidentified)  # noqa: E731
+        validated = check() if identity_sent is None else None
 
     with write_transaction(engine, lock=provider_id) as session:
-        if _provider_version(session, provider_id) != version:
+        if identity_sent is None and _provider_version(session, provider_id) != version:
             known = load_stored(session, provider_id, vault)
-            validated = validate(tables, known.stored, today=today, prior=prior)
+            validated = check()
         submission = session.get(Submission, submission_id) if submission_id else None
         if submission is None:
             submission = Submission(
@@ -221,11 +243,17 @@ def submit(
         session.flush()
         connection = session.connection()
 
-        findings = validated.findings
+        if identity_sent is not None:
+            findings = pl.concat([prior, identity_sent])
+        else:
+            findings = validated.findings
         has_errors = findings.filter(pl.col("rule").is_in(ERROR_RULES)).height > 0
-        counts = {"new": 0, "changed": 0, "unchanged": 0, "warned": 0, "rejected": sum(f.height for f in validated.rejected.values())}
+        counts = {"new": 0, "changed": 0, "unchanged": 0, "warned": 0,
+                  "rejected": sum(f.height for f in validated.rejected.values()) if validated is not None else 0}
         if not tables:
             status = "unreadable"
+        elif identity_sent is not None:
+            status = "refused"  # nothing of it is stored, not even in quarantine
         elif mode == "all-or-nothing" and has_errors:
             status = "refused"  # strict: no record is stored when anything fails
         else:

@@ -24,6 +24,7 @@ import polars as pl
 
 from cldx.standard import RECORD_TYPES, Field, FieldType, RecordType, code_set, load_instruments
 from cldx.standard.fields import DATE_FORMS
+from cldx.standard.records import DEIDENTIFIED_FORM, IDENTIFIED_FORM
 
 from .findings import RULES
 from .sources import ROW, RawTable
@@ -413,7 +414,7 @@ def _rule_rows(frame: pl.DataFrame | pl.LazyFrame, condition: pl.Expr, field_nam
 
 
 @functools.lru_cache(maxsize=64)
-def _record_rules(name: str, today: date) -> tuple[_Rule, ...]:
+def _record_rules(name: str, today: date, deidentified: bool = False) -> tuple[_Rule, ...]:
     """Checks within each record that need no other table: kept, as building them costs more than running them."""
     v = lambda f: pl.col(_v(f))  # noqa: E731 - reads as "the value of"
     upsert = pl.col(ACTION) != WITHDRAW
@@ -426,14 +427,31 @@ def _record_rules(name: str, today: date) -> tuple[_Rule, ...]:
                                f"Check {spec.name}: {DATE_FORMS}."))
     if name == "client":
         consent = v("identity_consent").fill_null(True)
-        for spec in RECORD_TYPES["client"].identifying_fields:
-            rules.append(_Rule(upsert & consent & (pl.col(spec.name) == ""), spec.name, "conditional-required",
-                               f"{spec.name} is required for a client who has not declined identification.",
-                               f"Fill in {spec.name}, or write n in identity_consent if the client declined to be identified.", value=pl.lit("")))
-        rules.append(_Rule(upsert & ~consent & ((pl.col("family_name") != "") | (pl.col("given_names") != "") | (pl.col("date_of_birth") != "")),
+        # A provider sends one form of identity: names and date of birth, or (set to send no
+        # identity) the SLK-581 and birth month made on its own machine.
+        form, other = (DEIDENTIFIED_FORM, IDENTIFIED_FORM) if deidentified else (IDENTIFIED_FORM, DEIDENTIFIED_FORM)
+        for field_name in form:
+            rules.append(_Rule(upsert & consent & (pl.col(field_name) == ""), field_name, "conditional-required",
+                               f"{field_name} is required for a client who has not declined identification.",
+                               (f"Make {field_name} with cldx deidentify or the upload page, or write n in identity_consent if the client declined to be identified."
+                                if deidentified else f"Fill in {field_name}, or write n in identity_consent if the client declined to be identified."),
+                               value=pl.lit("")))
+        rules.append(_Rule(upsert & ~consent & pl.any_horizontal([pl.col(c) != "" for c in form]),
                            "identity_consent", "identity-declined",
-                           "The client declined identification, so the name and date of birth sent are not stored.",
-                           "Leave family_name, given_names and date_of_birth blank for clients who declined."))
+                           "The client declined identification, so the identity sent is not stored.",
+                           f"Leave {', '.join(form)} blank for clients who declined."))
+        if deidentified:
+            born = v("slk581").str.slice(5, 8).str.to_date("%d%m%Y", strict=False)
+            rules.append(_Rule(upsert & consent & v("slk581").is_not_null() & v("birth_year_month").is_not_null()
+                               & (born.is_null() | (born.dt.strftime("%Y-%m") != v("birth_year_month"))),
+                               "slk581", "slk-mismatch",
+                               pl.format("The date of birth in slk581 does not fall in birth_year_month {}.", pl.col("birth_year_month")),
+                               "Make slk581 and birth_year_month again from the same date of birth with cldx deidentify or the upload page.",
+                               value=_shown(next(f for f in RECORD_TYPES["client"].fields if f.name == "slk581"))))
+        else:
+            rules.append(_Rule(upsert & pl.any_horizontal([pl.col(c) != "" for c in other]), "slk581", "deidentified-form-ignored",
+                               "Your organisation sends names, so slk581 and birth_year_month are worked out by cldx; the values sent are ignored.",
+                               "Leave slk581 and birth_year_month blank.", value=pl.lit("")))
         rules.append(_Rule(upsert & v("notified_of_sharing_on").is_null() & (pl.col("notified_of_sharing_on") == ""),
                            "notified_of_sharing_on", "not-notified",
                            "No date is given for telling the client their data is shared with the ministry.",
@@ -578,8 +596,12 @@ def _empty_result(name: str, service_codes: tuple[str, ...]) -> tuple[pl.DataFra
     return result.accepted[name], result.rejected[name]
 
 
-def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.DataFrame | None = None, skip_empty: bool = True) -> Validated:
+def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.DataFrame | None = None, skip_empty: bool = True,
+             deidentified: bool = False) -> Validated:
     """Validate every table of a submission; the caller stores `accepted` and quarantines `rejected`.
+
+    `deidentified`: the provider is set to send no identity, so client rows carry `slk581` and
+    `birth_year_month` instead of names and date of birth (the caller refuses names first).
 
     `prior` holds the findings made while reading the files; those naming a row (a ragged
     row, say) reject that row too, and all of them lead the submission's findings.
@@ -611,7 +633,7 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
             # A header-only file (a month with nothing of this kind): nothing to check.
             result.accepted[name], result.rejected[name] = _empty_result(name, tuple(service_codes))
             continue
-        record_rules = list(_record_rules(name, today))
+        record_rules = list(_record_rules(name, today, deidentified))
         across_rules = [_duplicate_rule(name), *_reference_rules(rt, known)]
         # One chunk per column: Polars 2.1.0 can panic formatting messages from a filtered
         # string column in several chunks (as the CSV reader returns them).
@@ -638,13 +660,18 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
         typed = good.lazy().select(FILE, SHEET, ROW, WARNED, pl.col(ACTION).replace("", "upsert"), *[pl.col(_v(f.name)).alias(f.name) for f in rt.fields if f.name != ACTION])
         if name == "client":
             consent = pl.col("identity_consent").fill_null(True)
+            # The birth month comes from the date of birth, or as sent in the de-identified form;
+            # the SLK sent is kept only until ingest keys it, and only in that form.
+            born = pl.col("birth_year_month") if deidentified else pl.col("date_of_birth").dt.strftime("%Y-%m")
             typed = typed.with_columns(
                 consent.alias("identity_consent"),
-                pl.col("date_of_birth").dt.strftime("%Y-%m").alias("birth_year_month"),
                 # A client who declined identification is stored without it.
-                *[pl.when(consent).then(pl.col(c)).otherwise(None).alias(c) for c in ("family_name", "given_names", "date_of_birth")],
-            ).with_columns(pl.when(pl.col("identity_consent")).then(pl.col("birth_year_month")).otherwise(None).alias("birth_year_month"))
-        elif name == "dependant":
+                *[pl.when(consent).then(born if c == "birth_year_month" else pl.col(c)).otherwise(None).alias(c)
+                  for c in ("family_name", "given_names", "date_of_birth", "birth_year_month", "slk581")],
+            )
+            if not deidentified:
+                typed = typed.with_columns(pl.lit(None, pl.String).alias("slk581"))
+        elif name == "dependant" and not deidentified:
             typed = typed.with_columns(pl.col("date_of_birth").dt.strftime("%Y-%m").alias("birth_year_month"))
         typed = typed.collect(engine=ENGINE)
         sent = typed[ACTION] != WITHDRAW  # the records added or updated, not withdrawn

@@ -188,6 +188,24 @@ These fields identify a person and are kept apart from the analytic tables:
 month reach the analytic tables. When a client declines to be identified, write `n` in
 `identity_consent` and leave the client's names and date of birth blank: the client is then
 known only by the provider's `client_ref`.
+
+### Two forms of identity (version 1.1)
+
+A provider sends client identity in one of two forms, set for it in the ministry's registry
+(`providers.csv`, `sends_identity`):
+
+- **Identified** (the default): `family_name`, `given_names` and `date_of_birth`; leave `slk581`
+  and `birth_year_month` blank. cldx keeps the names and date of birth encrypted in its identity
+  store and works out the linkage key and the birth month itself.
+- **De-identified** (`sends_identity` n): no name or date of birth ever leaves the provider.
+  `cldx deidentify FILE... --out DIR`, or the upload page in the browser, turns the names, date
+  of birth and gender into `slk581` (the AIHW SLK-581 statistical linkage key) and
+  `birth_year_month`, and removes the name and date-of-birth columns. A submission from such a
+  provider that still holds a name or date of birth is refused whole (`identity-not-allowed`)
+  and nothing in it is kept. Dependants carry `birth_year_month` only.
+
+Either way cldx keys the SLK-581 with a secret at once (HMAC-SHA256) and never stores it, so
+the same person links across providers and service lines whichever form each provider sends.
 """
 
 

@@ -45,6 +45,8 @@ class Field:
     example: str = ""
     # When a field is required only sometimes, the rule in words.
     required_when: str = ""
+    # How to write a value, when the type alone does not say (a pattern's meaning in words).
+    hint: str = ""
 
     @property
     def codes(self) -> CodeSet | None:
@@ -64,6 +66,8 @@ class Field:
     @property
     def format_hint(self) -> str:
         """How to write a value, in a line: the note on a template header and the docs' format column."""
+        if self.hint:
+            return self.hint
         match self.type:
             case FieldType.DATE:
                 return DATE_FORMS

@@ -1,4 +1,8 @@
-"""Data standard v1: the six record types a provider sends, defined once.
+"""Data standard v1.1: the six record types a provider sends, defined once.
+
+Version 1.1 adds the de-identified form: a provider set to send no identity sends `slk581` and
+`birth_year_month` instead of names and date of birth (made on its own machine by
+`cldx deidentify` or the upload page).
 
 JSON Schemas, CSV and Excel templates and `docs/data-standard.md` are all generated from
 these definitions, and validation reads them too, so a field changes in one place only.
@@ -9,7 +13,12 @@ from __future__ import annotations
 from .fields import CODE_PATTERN, REFERENCE_PATTERN, Field, FieldType, RecordType, Reference
 
 STANDARD_NAME = "cldx client-level data standard"
-STANDARD_VERSION = "1.0"
+STANDARD_VERSION = "1.1"
+# The columns of each form of a client row: a provider sends one or the other, never both.
+IDENTIFIED_FORM = ("family_name", "given_names", "date_of_birth")
+DEIDENTIFIED_FORM = ("slk581", "birth_year_month")
+SLK581_PATTERN = r"^(?:[A-Z2]{3}|999)(?:[A-Z2]{2}|99)[0-9]{8}[1239]$"
+YEAR_MONTH_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
 
 T = FieldType
 
@@ -83,6 +92,30 @@ CLIENT = RecordType(
             required_when="required unless identity_consent is n",
         ),
         Field(
+            "slk581",
+            T.TEXT,
+            "Only from an organisation set to send no identity: the client's SLK-581 statistical linkage key, made on your "
+            "own computer by `cldx deidentify` or the upload page from the name, date of birth and gender (never typed in). "
+            "cldx turns it into a keyed pseudonym at once and never stores it. Leave blank if your organisation sends names.",
+            max_length=14,
+            pattern=SLK581_PATTERN,
+            hint="14 characters as cldx deidentify writes them: 5 letters (or 2, 999, 99), date of birth ddmmyyyy, sex digit",
+            identifying=True,
+            required_when="required from an organisation set to send no identity, unless identity_consent is n",
+            example="",
+        ),
+        Field(
+            "birth_year_month",
+            T.TEXT,
+            "Only from an organisation set to send no identity: the client's year and month of birth, yyyy-mm (for example "
+            "1990-05), written with slk581. Leave blank if your organisation sends names: cldx takes it from date_of_birth.",
+            max_length=7,
+            pattern=YEAR_MONTH_PATTERN,
+            hint="yyyy-mm (1990-05)",
+            required_when="required from an organisation set to send no identity, unless identity_consent is n",
+            example="",
+        ),
+        Field(
             "gender",
             T.CODE,
             "The client's gender identity as the client states it (Stats NZ SCGI). Use 94 Don't know, 95 Refused or 99 Not stated rather than guessing.",
@@ -152,6 +185,16 @@ DEPENDANT = RecordType(
             "The dependant's date of birth (for an unborn child leave blank until birth).",
             identifying=True,
             example="2016-11-02",
+        ),
+        Field(
+            "birth_year_month",
+            T.TEXT,
+            "Only from an organisation set to send no identity: the dependant's year and month of birth, yyyy-mm, "
+            "instead of the names and date of birth. Leave blank if your organisation sends names.",
+            max_length=7,
+            pattern=YEAR_MONTH_PATTERN,
+            hint="yyyy-mm (1990-05)",
+            example="",
         ),
         Field(
             "relationship",

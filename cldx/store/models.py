@@ -275,21 +275,32 @@ class UserRole(Base):
 
 
 class RecordColumns:
-    """What every provider record carries besides its own fields."""
+    """What every provider record carries besides its own fields.
+
+    Foreign keys cost a check per row written, which on PostgreSQL is most of the bulk load's
+    time, so a record keeps only those that say something: a child record's composite key to
+    its parent (which also pins its provider to the parent's), and the provider and submission
+    keys of the records a high-volume child hangs from. `_provider_fk = False`: the composite
+    key already implies the provider; `_submission_fk = False`: the submission is written by
+    the same transaction and never deleted.
+    """
+
+    _provider_fk = True
+    _submission_fk = True
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
 
     @declared_attr
     def provider_id(cls) -> Mapped[int]:
-        return mapped_column(ForeignKey("provider.id"))
+        return mapped_column(ForeignKey("provider.id")) if cls._provider_fk else mapped_column(BigId)
 
     @declared_attr
     def first_submission_id(cls) -> Mapped[str | None]:
-        return mapped_column(ForeignKey("submission.id"))
+        return mapped_column(ForeignKey("submission.id")) if cls._submission_fk else mapped_column(String(36))
 
     @declared_attr
     def last_submission_id(cls) -> Mapped[str | None]:
-        return mapped_column(ForeignKey("submission.id"))
+        return mapped_column(ForeignKey("submission.id")) if cls._submission_fk else mapped_column(String(36))
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -315,6 +326,7 @@ class Client(RecordColumns, Base):
 
 
 class Dependant(RecordColumns, Base):
+    _provider_fk = False
     __tablename__ = "dependant"
     __table_args__ = (
         UniqueConstraint("provider_id", "dependant_ref"),
@@ -328,6 +340,7 @@ class Dependant(RecordColumns, Base):
 
 
 class Engagement(RecordColumns, Base):
+    _provider_fk = False
     __tablename__ = "engagement"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref"),
@@ -347,6 +360,8 @@ _ENGAGEMENT_FK = (["provider_id", "engagement_ref"], ["engagement.provider_id", 
 
 
 class Attendance(RecordColumns, Base):
+    _provider_fk = False
+    _submission_fk = False
     __tablename__ = "attendance"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref", "session_date"),
@@ -360,6 +375,8 @@ class Attendance(RecordColumns, Base):
 
 
 class Assessment(RecordColumns, Base):
+    _provider_fk = False
+    _submission_fk = False
     __tablename__ = "assessment"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref", "phase", "instrument", "domain"),
@@ -375,6 +392,8 @@ class Assessment(RecordColumns, Base):
 
 
 class Outcome(RecordColumns, Base):
+    _provider_fk = False
+    _submission_fk = False
     __tablename__ = "outcome"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref", "dimension", "measure"),

@@ -64,7 +64,8 @@ STATUS_TEXT: dict[str, tuple[str, str]] = {
     ),
     "refused": (
         "Refused",
-        "Nothing was stored: you chose all-or-nothing and some rows have errors. Fix them and send the files again.",
+        "Nothing was stored: you chose all-or-nothing and some rows have errors, or the files held names your organisation "
+        "does not send. The findings below say which; fix them and send the files again.",
     ),
     "unreadable": ("Unreadable", "Nothing could be read from the files. The findings below say why."),
     "failed": ("Failed", "Something went wrong on our side while processing the files. Send them again; if it happens again, tell the ministry."),

@@ -2,7 +2,9 @@
    date of birth, byte for byte what `cldx deidentify` (cldx/identity/deidentify.py) writes.
 
    Every column is kept except family_name, given_names and date_of_birth; a file that had a
-   date_of_birth column gains slk581 and birth_year_month (YYYY-MM) as its last two columns.
+   date_of_birth column gains slk581 and birth_year_month (YYYY-MM) as its last two columns (a
+   dependants file, known by its dependant_ref column, only birth_year_month), replacing any
+   blank ones the template had.
    Output is UTF-8 without BOM, LF line endings, fields quoted only when they hold a comma, a
    quote or a line break, quotes doubled. A row whose client declined identification, or whose
    date of birth cannot be read, gets both blank; the latter is reported by row number only.
@@ -283,11 +285,14 @@
     if (!rows.length) return { text: "", rows: 0, problems: [], removed: [], keyed: false };
     const header = rows[0];
     const keys = header.map(headerKey);
+    const keyed = keys.indexOf("date_of_birth") >= 0;
+    const addedColumns = keyed ? (keys.indexOf("dependant_ref") >= 0 ? ["birth_year_month"] : ADDED) : [];
+    // The template's own (blank) slk581 and birth_year_month columns are replaced, not repeated.
+    const replaced = (key) => REMOVED.indexOf(key) >= 0 || (keyed && ADDED.indexOf(key) >= 0);
     const kept = [];
     keys.forEach((key, i) => {
-      if (REMOVED.indexOf(key) < 0) kept.push(i);
+      if (!replaced(key)) kept.push(i);
     });
-    const keyed = keys.indexOf("date_of_birth") >= 0;
     const column = new Map(); // the first column of each name counts, as in Python
     keys.forEach((key, i) => {
       if (!column.has(key)) column.set(key, i);
@@ -298,7 +303,7 @@
       return i !== undefined && i < row.length ? row[i] : "";
     }
 
-    const out = [kept.map((i) => header[i]).concat(keyed ? ADDED : [])];
+    const out = [kept.map((i) => header[i]).concat(addedColumns)];
     const problems = [];
     let count = 0;
     for (let r = 1; r < rows.length; r++) {
@@ -314,10 +319,12 @@
           if (!declined) {
             problems.push("row " + number + ": date_of_birth is blank or not a date (yyyy-mm-dd or dd/mm/yyyy); slk581 left blank");
           }
-          added = ["", ""];
+          added = addedColumns.map(() => "");
         } else {
-          const key = slk.slk581(cell(row, "family_name"), cell(row, "given_names"), born, cell(row, "gender"));
-          added = [key, String(born.year).padStart(4, "0") + "-" + String(born.month).padStart(2, "0")];
+          const month = String(born.year).padStart(4, "0") + "-" + String(born.month).padStart(2, "0");
+          added = addedColumns.length === 1
+            ? [month]
+            : [slk.slk581(cell(row, "family_name"), cell(row, "given_names"), born, cell(row, "gender")), month];
         }
       }
       out.push(kept.map((i) => (i < row.length ? row[i] : "")).concat(added));
@@ -326,7 +333,7 @@
       text: writeCsv(out),
       rows: count,
       problems: problems,
-      removed: keys.map((key, i) => [key, i]).filter(([key]) => REMOVED.indexOf(key) >= 0).map(([, i]) => header[i]),
+      removed: keys.map((key, i) => [key, i]).filter(([key]) => replaced(key)).map(([, i]) => header[i]),
       keyed: keyed,
     };
   }
