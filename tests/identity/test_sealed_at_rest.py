@@ -175,3 +175,27 @@ def test_rotation_runs_while_submissions_are_stored(loaded, vault: Vault, rollou
     assert vault_of(engine) is vault
     opened = opened_identity(engine, vault, others)
     assert all(provider["client"] for provider in opened.values())
+
+
+def test_identity_stored_plainly_before_sealing_is_sealed_after_the_upgrade(database_url: str, vault: Vault):
+    """A store from before sealing (schema 0002): upgrading and `cldx init`'s re-seal leave no plain value."""
+    upgrade(database_url, "0002")
+    engine = make_engine(database_url)
+    bind_vault(engine, vault)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO provider (id, code, name, region_code, sends_identity, created_at, updated_at) "
+                                    "VALUES (1, 'P1', 'Old Trust', '09', true, '2017-01-01', '2017-01-01')"))
+            connection.execute(text("INSERT INTO client (provider_id, client_ref, gender, primary_ethnicity, area, identity_consent, created_at, updated_at) "
+                                    "VALUES (1, 'C-1', '21', '21', '100100', true, '2017-01-01', '2017-01-01')"))
+            connection.execute(text("INSERT INTO client_identity (provider_id, client_ref, family_name, given_names, date_of_birth) "
+                                    "VALUES (1, 'C-1', 'Pōmare', 'Hēmi', '1985-12-19')"))
+        upgrade(database_url)
+        report = reseal(engine, vault)
+        assert report.sealed_plain == 3
+        with read_transaction(engine) as session:
+            family, given, born = session.execute(text("SELECT family_name, given_names, date_of_birth FROM client_identity")).one()
+        assert all(key_id_of(v) == vault.keys.current for v in (family, given, born))
+        assert (vault.keys.open(family, "client_identity.family_name"), vault.keys.open(born, "client_identity.date_of_birth")) == ("Pōmare", "1985-12-19")
+    finally:
+        engine.dispose()
