@@ -56,19 +56,25 @@ def register(app: typer.Typer) -> None:
     app.add_typer(linkage_app, name="linkage")
 
 
-@linkage_app.command("summary")
-def summary() -> None:
-    """Counts of clients, persons and persons linked across providers and across service lines."""
+def _read(count):
+    """`count(connection)` in one read transaction on the configured store (counts need no keys)."""
     from cldx.config import get_settings
-    from cldx.identity.linkage import linkage_summary
     from cldx.store import make_engine, read_transaction
 
     engine = make_engine(get_settings().sqlalchemy_url)
     try:
         with read_transaction(engine) as session:
-            result = linkage_summary(session.connection())
+            return count(session.connection())
     finally:
         engine.dispose()
+
+
+@linkage_app.command("summary")
+def summary() -> None:
+    """Counts of clients, persons and persons linked across providers and across service lines."""
+    from cldx.identity.linkage import linkage_summary
+
+    result = _read(linkage_summary)
     table = Table(title="Linkage (counts only; no pseudonym leaves the store)")
     table.add_column("")
     table.add_column("count", justify="right")
@@ -96,16 +102,9 @@ def notifications(
     only_missing: bool = typer.Option(False, "--only-missing", help="List only providers with clients not notified."),
 ) -> None:
     """Per provider: clients, clients not told their data is shared with the ministry, clients who declined identity."""
-    from cldx.config import get_settings
     from cldx.identity.consent import notification_counts
-    from cldx.store import make_engine, read_transaction
 
-    engine = make_engine(get_settings().sqlalchemy_url)
-    try:
-        with read_transaction(engine) as session:
-            rows = notification_counts(session.connection())
-    finally:
-        engine.dispose()
+    rows = _read(notification_counts)
     table = Table(title="Notification of sharing and declined identity, by provider")
     for column in ("provider", "clients", "not notified", "notified", "declined identity"):
         table.add_column(column, justify="left" if column == "provider" else "right")

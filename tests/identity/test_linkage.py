@@ -120,13 +120,20 @@ def _files(folder: Path, deidentified: bool = False) -> list[SourceFile]:
     return [SourceFile(p.name, p.read_bytes()) for p in sorted(folder.glob("*.csv"))]
 
 
-def test_a_deidentified_provider_links_exactly_like_an_identified_one(engine, vault: Vault, rollout: Path):
+@pytest.fixture
+def pair(engine, rollout: Path) -> tuple[str, str]:
+    """The registry loaded, and two providers that share a client; the second set to send no identity."""
     with transaction(engine) as session:
         seed_service_lines(session)
     import_registry(engine, rollout / "registry")
     identified, anonymous = _pair_sharing_a_person(rollout)
     with transaction(engine) as session:
         session.execute(update(Provider).where(Provider.code == anonymous).values(sends_identity=False))
+    return identified, anonymous
+
+
+def test_a_deidentified_provider_links_exactly_like_an_identified_one(engine, vault: Vault, rollout: Path, pair):
+    identified, anonymous = pair
 
     # Names from a provider that sends none: refused whole, nothing kept, not even in quarantine.
     refused = submit(engine, provider=anonymous, files=_files(rollout / anonymous), submitter="test", channel="test")
@@ -160,13 +167,8 @@ def test_a_deidentified_provider_links_exactly_like_an_identified_one(engine, va
     assert len(shared) == summary.across_providers
 
 
-def test_an_slk_whose_date_disagrees_with_the_birth_month_is_an_error(engine, rollout: Path):
-    with transaction(engine) as session:
-        seed_service_lines(session)
-    import_registry(engine, rollout / "registry")
-    _, anonymous = _pair_sharing_a_person(rollout)
-    with transaction(engine) as session:
-        session.execute(update(Provider).where(Provider.code == anonymous).values(sends_identity=False))
+def test_an_slk_whose_date_disagrees_with_the_birth_month_is_an_error(engine, pair):
+    _, anonymous = pair
     header = "client_ref,slk581,birth_year_month,gender,primary_ethnicity,area,notified_of_sharing_on"
     body = "\n".join([header, "A-1,MIHAN191220002,2000-12,2,21,100100,2017-01-02", "A-2,MIHAN191220002,2001-12,2,21,100100,2017-01-02",
                       "A-3,MIHAN311120002,2000-11,2,21,100100,2017-01-02", "A-4,,,2,21,100100,2017-01-02", "A-5,smith,2000-12,2,21,100100,2017-01-02"])
@@ -179,11 +181,8 @@ def test_an_slk_whose_date_disagrees_with_the_birth_month_is_an_error(engine, ro
     assert all("MIHAN" not in (f["value"] or "") and "smith" not in (f["value"] or "") for f in receipt.findings)
 
 
-def test_an_identified_provider_sending_an_slk_is_warned_and_it_is_ignored(engine, vault: Vault, rollout: Path):
-    with transaction(engine) as session:
-        seed_service_lines(session)
-    import_registry(engine, rollout / "registry")
-    identified, _ = _pair_sharing_a_person(rollout)
+def test_an_identified_provider_sending_an_slk_is_warned_and_it_is_ignored(engine, vault: Vault, pair):
+    identified, _ = pair
     header = "client_ref,family_name,given_names,date_of_birth,slk581,birth_year_month,gender,primary_ethnicity,area,notified_of_sharing_on"
     body = "\n".join([header, "B-1,Smith,Jane,2000-12-19,OE2OH191220001,1999-01,2,21,100100,2017-01-02"])
     receipt = submit(engine, provider=identified, files=[SourceFile("clients.csv", (body + "\n").encode())], submitter="t", channel="test")
