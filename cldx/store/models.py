@@ -256,8 +256,65 @@ class User(Timestamps, Base):
     username: Mapped[str] = mapped_column(String(100), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str | None] = mapped_column(String(320))
-    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2id
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The TOTP secret, sealed like identity (a shared secret, not a hash); null until enrolled.
+    totp_secret: Mapped[str | None] = mapped_column(Text)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # a code is accepted once
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    """A bearer token: shown once, stored as its SHA-256 (it is 256 random bits, so no slow hash is needed)."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # system (one provider's case system) or personal (a user's roles)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists so a token can be recognised
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random id, the store its SHA-256 (so a leaked table signs nobody in)."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    second_factor_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """One entry of the append-only audit trail; `hash` chains it to the entry before (see cldx.access.audit)."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100), index=True)  # username, token name, or "system"
+    action: Mapped[str] = mapped_column(String(60), index=True)  # sign-in, sign-in-failed, identity-read, export, ...
+    target: Mapped[str] = mapped_column(String(255), default="")
+    provider_id: Mapped[int | None] = mapped_column(BigInteger)  # no FK: the trail outlives what it names
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
 class UserRole(Base):
