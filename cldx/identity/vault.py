@@ -323,6 +323,7 @@ def open_store(settings):
     """An engine on the configured store with its vault bound: how the edge (CLI, web app) opens it."""
     from cldx.store import make_engine
 
-    engine = make_engine(settings.sqlalchemy_url)
+    # Ministry-wide by default (the CLI, the worker); provider work scopes its own transactions.
+    engine = make_engine(settings.sqlalchemy_url, default_scope="all")
     bind_vault(engine, open_vault(settings.key_file, settings.linkage_secret_file))
     return engine

@@ -23,6 +23,7 @@ from cldx.standard import STANDARD_VERSION
 from cldx.store import read_transaction, write_transaction
 from cldx.store.models import Job, JobFile, Provider, Submission
 from cldx.identity.vault import vault_of
+from cldx.store.scope import set_scope
 
 from .sources import SourceFile
 from .submit import UnknownProvider, current_period, provider_id_for, submit
@@ -50,6 +51,7 @@ def enqueue(engine: Engine, *, provider: str, files: list[SourceFile], period: s
     submission_id = str(uuid.uuid4())
     with write_transaction(engine) as session:
         provider_id = provider_id_for(session, provider)
+        set_scope(session.connection(), provider_id=provider_id)
         session.add(Submission(
             id=submission_id, provider_id=provider_id, period=period or current_period(now), received_at=now, submitter=submitter,
             channel=channel, status="queued", mode=mode, standard_version=STANDARD_VERSION,
@@ -76,6 +78,7 @@ def _claim(engine: Engine, worker: str) -> Job | None:
     now = datetime.now(timezone.utc)
     takeable = or_(Job.status == "queued", (Job.status == "running") & (Job.locked_at < now - STALE_AFTER))
     with write_transaction(engine) as session:
+        set_scope(session.connection(), everything=True)  # the worker takes any provider's job
         query = select(Job).where(takeable, Job.attempts < MAX_ATTEMPTS).order_by(Job.id).limit(1)
         if engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -92,6 +95,7 @@ def _claim(engine: Engine, worker: str) -> Job | None:
 
 def _fail(engine: Engine, job_id: int, message: str) -> None:
     with write_transaction(engine) as session:
+        set_scope(session.connection(), everything=True)
         job = session.get(Job, job_id)
         job.error = message
         if job.attempts >= MAX_ATTEMPTS:
@@ -108,6 +112,7 @@ def work_once(engine: Engine, worker: str | None = None) -> bool:
     if job is None:
         return False
     with read_transaction(engine) as session:
+        set_scope(session.connection(), everything=True)
         submission = session.get(Submission, job.submission_id)
         keys = vault_of(engine).keys
         files = [SourceFile(f.file_name, keys.open_bytes(f.data, JOB_FILE_PLACE))

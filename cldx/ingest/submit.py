@@ -19,11 +19,13 @@ import polars as pl
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from cldx.access import audit  # the audit trail: one entry per stored submission
 from cldx.standard import STANDARD_VERSION
 from cldx.standard.records import IDENTIFIED_FORM
 from cldx.store import read_transaction, write_transaction
 from cldx.identity.linkage import with_person_keys
 from cldx.identity.vault import Vault, vault_of
+from cldx.store.scope import set_scope
 from cldx.store.bulk import IDENTITY_VALUES, insert_frame, read_frame, upsert_records
 from cldx.store.models import (
     IDENTITY_MODELS,
@@ -217,6 +219,7 @@ def submit(
     # records changed meanwhile.
     with read_transaction(engine) as session:
         provider_id = provider_id_for(session, provider)
+        set_scope(session.connection(), provider_id=provider_id)  # the database keeps it to this provider too
         deidentified = not session.scalar(select(Provider.sends_identity).where(Provider.id == provider_id))
         # Names from a provider set to send no identity: refuse the lot and keep none of it.
         identity_sent = _identity_sent(tables, provider) if deidentified else None
@@ -226,6 +229,7 @@ def submit(
         validated = check() if identity_sent is None else None
 
     with write_transaction(engine, lock=provider_id) as session:
+        set_scope(session.connection(), provider_id=provider_id)
         if identity_sent is None and _provider_version(session, provider_id) != version:
             known = load_stored(session, provider_id, vault)
             validated = check()
@@ -291,6 +295,11 @@ def submit(
         submission.n_new, submission.n_changed, submission.n_unchanged = counts["new"], counts["changed"], counts["unchanged"]
         submission.n_warned, submission.n_rejected = counts["warned"], counts["rejected"]
         submission.finished_at = datetime.now(timezone.utc)
+        # Audit (cldx.access.audit): one entry per stored submission, last in the transaction
+        # because it queues on the trail's lock until commit.
+        audit.record(session, actor=submitter, action="submission", target=submission.id, provider_id=provider_id,
+                     detail={"status": status, "counts": counts, "files": [f["name"] for f in file_list],
+                             "channel": channel, "period": period, "mode": mode})
         session.flush()
 
     return Receipt(

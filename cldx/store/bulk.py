@@ -8,6 +8,7 @@ connection, inside the caller's transaction, so a submission is stored whole or 
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Numeric, Table, select
 from cldx.standard import RECORD_TYPES
 
 from .models import IDENTITY_MODELS, RECORD_MODELS, RecordHistory
+from .scope import SCOPED_TABLES
 
 # Columns every record carries that are bookkeeping, not the record's own values.
 BOOKKEEPING = ("id", "provider_id", "first_submission_id", "last_submission_id", "created_at", "updated_at", "withdrawn_at")
@@ -75,6 +77,19 @@ def _sqlite_values(frame: pl.DataFrame, table: Table) -> list[tuple]:
     return frame.select(exprs).rows()
 
 
+_scratch_names = itertools.count()
+_ROW_SECURITY = "cldx_under_row_security"
+
+
+def _under_row_security(connection: Connection) -> bool:
+    """Whether row-level security applies to this connection's role (not a superuser, no BYPASSRLS)."""
+    info = connection.connection.info  # the DB-API connection's: one answer per pooled connection
+    if _ROW_SECURITY not in info:
+        info[_ROW_SECURITY] = not connection.exec_driver_sql(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").scalar_one()
+    return info[_ROW_SECURITY]
+
+
 def insert_frame(connection: Connection, table: Table, frame: pl.DataFrame) -> int:
     """Insert every row of `frame` (its columns named as the table's) into `table`."""
     if frame.height == 0:
@@ -87,8 +102,19 @@ def insert_frame(connection: Connection, table: Table, frame: pl.DataFrame) -> i
         driver = connection.connection.driver_connection
         quoted = ", ".join(f'"{c}"' for c in columns)
         with driver.cursor() as cursor:
-            with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy:
-                copy.write(buffer.getvalue())
+            if table.name in SCOPED_TABLES and _under_row_security(connection):
+                # PostgreSQL refuses COPY into a table with row-level security for a role it
+                # applies to: copy into a scratch table and insert from it, so every row still
+                # passes the provider policy.
+                scratch = f"cldx_load_{next(_scratch_names)}"
+                cursor.execute(f'CREATE TEMP TABLE "{scratch}" ON COMMIT DROP AS SELECT {quoted} FROM "{table.name}" WITH NO DATA')
+                with cursor.copy(f'COPY "{scratch}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy:
+                    copy.write(buffer.getvalue())
+                cursor.execute(f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{scratch}"')
+                cursor.execute(f'DROP TABLE "{scratch}"')
+            else:
+                with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy:
+                    copy.write(buffer.getvalue())
         return frame.height
     placeholders = ", ".join("?" for _ in columns)
     sql = f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({placeholders})'

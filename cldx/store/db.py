@@ -9,11 +9,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, *, default_scope: str | None = None, **kwargs) -> Engine:
     """An engine for `url`, with SQLite set up to behave like a real database.
 
     SQLite enforces foreign keys only when asked, and WAL lets readers (the web app) carry on
-    while a submission is being written.
+    while a submission is being written. On PostgreSQL, `default_scope="all"` lets trusted
+    ministry-side tools (the CLI, the worker) read across providers under row-level security
+    without scoping each transaction; without it an unscoped transaction sees no provider rows.
     """
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
@@ -38,7 +40,17 @@ def make_engine(url: str, **kwargs) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if default_scope is not None:
+
+        @event.listens_for(engine, "connect")
+        def _default_scope(dbapi_connection, _record) -> None:
+            # The scope a transaction has when it sets none itself (see cldx.store.scope).
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('cldx.scope', %s, false)", (default_scope,))
+            dbapi_connection.commit()
+
+    return engine
 
 
 IMMEDIATE = "cldx_begin_immediate"

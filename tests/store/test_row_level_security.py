@@ -69,7 +69,7 @@ def _seed(url: str) -> tuple[int, int]:
                 session.flush()
                 session.add(Client(provider_id=provider.id, client_ref=f"{code}-C1", gender="2", primary_ethnicity="21", area="100100"))
                 session.flush()
-                session.add(ClientIdentity(provider_id=provider.id, client_ref=f"{code}-C1", family_name="enc1:x:y"))
+                session.add(ClientIdentity(provider_id=provider.id, client_ref=f"{code}-C1"))  # values not needed here
                 session.add(QuarantinedRow(submission_id=submission.id, record_type="client", file="clients.csv", row=2, cells="enc1:x:z"))
     finally:
         engine.dispose()
@@ -127,3 +127,32 @@ def test_the_application_cannot_rewrite_the_audit_trail(pg_url: str, app_engine:
     with pytest.raises(DBAPIError, match="permission denied"):
         with app_engine.connect() as connection, connection.begin():
             connection.execute(text("DELETE FROM audit_event"))
+
+
+CLIENTS = ("action,client_ref,family_name,given_names,date_of_birth,gender,primary_ethnicity,area,notified_of_sharing_on\n"
+           ",C-1,Pōmare,Hēmi,1985-12-19,11,21,100100,2017-01-02\n,C-2,Ngata,Aroha,1990-05-17,2,21,100100,\n")
+
+
+def test_submissions_and_the_worker_run_as_the_application_role(pg_url: str, app_engine: Engine, vault):
+    """The real code paths scope their own transactions, so they work under row-level security."""
+    from cldx.identity.vault import bind_vault
+    from cldx.ingest.queue import enqueue, work_once
+    from cldx.ingest.sources import SourceFile
+    from cldx.ingest.submit import submit
+    from cldx.store.registry import seed_service_lines
+
+    first, second = _seed(pg_url)
+    admin = make_engine(pg_url)
+    with transaction(admin) as session:
+        seed_service_lines(session)
+    admin.dispose()
+    bind_vault(app_engine, vault)
+    receipt = submit(app_engine, provider="P1", files=[SourceFile("clients.csv", CLIENTS.encode())], submitter="t", channel="test")
+    assert receipt.status == "accepted" and receipt.counts["new"] == 2
+    queued = enqueue(app_engine, provider="P2", files=[SourceFile("clients.csv", CLIENTS.encode())], period=None, mode="partial",
+                     submitter="t", channel="test")
+    assert work_once(app_engine)
+    with app_engine.connect() as connection, connection.begin():
+        set_scope(connection, provider_id=second)
+        assert connection.execute(select(Submission.status).where(Submission.id == queued)).scalar_one() == "accepted"
+        assert sorted(connection.execute(select(Client.client_ref)).scalars()) == ["C-1", "C-2", "P2-C1"]
