@@ -60,11 +60,16 @@ def _read(count):
     """`count(connection)` in one read transaction on the configured store (counts need no keys)."""
     from cldx.config import get_settings
     from cldx.store import make_engine, read_transaction
+    from cldx.store.migrate import SchemaOutOfDate, require_head
 
-    engine = make_engine(get_settings().sqlalchemy_url)
+    engine = make_engine(get_settings().sqlalchemy_url, default_scope="all")
     try:
+        require_head(engine)
         with read_transaction(engine) as session:
             return count(session.connection())
+    except SchemaOutOfDate as exc:
+        errors.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
     finally:
         engine.dispose()
 

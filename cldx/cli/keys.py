@@ -13,13 +13,25 @@ console = Console()
 def _open():
     from cldx.config import get_settings
     from cldx.identity.vault import KeysUnavailable, open_store, vault_of
+    from cldx.store.migrate import SchemaOutOfDate
 
     try:
         engine = open_store(get_settings())
-    except KeysUnavailable as exc:
+    except (KeysUnavailable, SchemaOutOfDate) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     return engine, vault_of(engine)
+
+
+def _audit(engine, action: str, detail: dict) -> None:
+    """Record a key change in the audit trail (cldx.access.audit), as the operator running the command."""
+    import getpass
+
+    from cldx.access.audit import record
+    from cldx.store import write_transaction
+
+    with write_transaction(engine) as session:
+        record(session, actor=getpass.getuser(), action=action, target="data keys", detail=detail)
 
 
 @app.command("status")
@@ -62,8 +74,10 @@ def rotate(
             report = reseal(engine, vault, progress=lambda table, n: bar.update(task, description=f"re-sealing {table}: {n:,} rows"))
         console.print(f"[green]Re-sealed {report.resealed:,} values[/] under {new} in {report.passes} pass(es)"
                       + (f"; sealed {report.sealed_plain:,} plain values" if report.sealed_plain else "") + ".")
+        _audit(engine, "key-rotation", {"old": old, "new": new, "resealed": report.resealed, "sealed_plain": report.sealed_plain})
         if purge:
             removed = purge_unused_keys(engine, vault)
+            _audit(engine, "key-purge", {"removed": removed})
             console.print(f"Removed retired keys: {', '.join(removed) or 'none'}.")
         else:
             console.print("Retired keys stay in the key file so backups still open; `cldx keys purge` removes those no stored value uses.")
@@ -79,6 +93,7 @@ def purge() -> None:
     engine, vault = _open()
     try:
         removed = purge_unused_keys(engine, vault)
+        _audit(engine, "key-purge", {"removed": removed})
     finally:
         engine.dispose()
     console.print(f"Removed retired keys: {', '.join(removed) or 'none (a retired key still seals values: run cldx keys rotate)'}.")

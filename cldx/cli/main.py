@@ -6,16 +6,20 @@ import typer
 
 from cldx import __version__
 
+from . import audit as audit_cmd
 from . import demo as demo_cmd
 from . import generate as generate_cmd
 from . import identity as identity_cmd
 from . import keys as keys_cmd
+from . import privacy as privacy_cmd
 from . import registry as registry_cmd
 from . import rules as rules_cmd
 from . import serve as serve_cmd
 from . import standard as standard_cmd
 from . import store as store_cmd
 from . import submit as submit_cmd
+from . import tokens as tokens_cmd
+from . import users as users_cmd
 
 app = typer.Typer(
     name="cldx",
@@ -33,6 +37,10 @@ app.add_typer(standard_cmd.app, name="standard")
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(privacy_cmd.app, name="privacy")
+app.add_typer(users_cmd.app, name="users")
+app.add_typer(tokens_cmd.app, name="tokens")
 
 
 @app.command()

@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         from cldx.ingest.sources import SourceFile
         from cldx.ingest.submit import UnknownProvider, submit as run
         from cldx.identity.vault import KeysUnavailable, open_store
+        from cldx.store.migrate import SchemaOutOfDate
 
         if period is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
             errors.print(f"[red]--period {period!r} is not YYYY-MM.[/]")
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2) from None
         try:
             engine = open_store(get_settings())
-        except KeysUnavailable as exc:
+        except (KeysUnavailable, SchemaOutOfDate) as exc:
             errors.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from None
         try:

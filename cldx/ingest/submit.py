@@ -297,7 +297,7 @@ def submit(
         submission.finished_at = datetime.now(timezone.utc)
         # Audit (cldx.access.audit): one entry per stored submission, last in the transaction
         # because it queues on the trail's lock until commit.
-        audit.record(session, actor=submitter, action="submission", target=submission.id, provider_id=provider_id,
+        audit.record(session, actor=submitter[:100], action="submission", target=submission.id, provider_id=provider_id,
                      detail={"status": status, "counts": counts, "files": [f["name"] for f in file_list],
                              "channel": channel, "period": period, "mode": mode})
         session.flush()

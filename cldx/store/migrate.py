@@ -34,3 +34,16 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The store's schema is not the one this version of cldx needs (`cldx init` upgrades it)."""
+
+
+def require_head(engine: Engine) -> None:
+    """Refuse to work on a store whose schema is missing or behind: say how to fix it instead of failing on a table."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        where = engine.url.render_as_string(hide_password=True)
+        state = "has no cldx schema" if current is None else f"is at schema {current}, this cldx needs {head}"
+        raise SchemaOutOfDate(f"the store at {where} {state}: run `cldx init` to create or upgrade it")

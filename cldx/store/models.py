@@ -502,6 +502,25 @@ class DependantIdentity(Base):
     date_of_birth: Mapped[str | None] = mapped_column(Text)
 
 
+class PrivacyRequest(Base):
+    """A Privacy Act request (access to or correction of what is held about a person) and its outcome."""
+
+    __tablename__ = "privacy_request"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # PA-2026-0001
+    kind: Mapped[str] = mapped_column(String(20))  # access, correction
+    # Who the request is about (names, date of birth) as JSON, sealed like the identity store.
+    subject: Mapped[str] = mapped_column(Text)
+    received_on: Mapped[date] = mapped_column(Date)
+    opened_by: Mapped[str] = mapped_column(String(100))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open, closed
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    closed_by: Mapped[str | None] = mapped_column(String(100))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 # Record type name (as in the standard) -> its analytic model.
 RECORD_MODELS: dict[str, type[Base]] = {
     "client": Client,
