@@ -304,6 +304,8 @@ class AuditEvent(Base):
     """One entry of the append-only audit trail; `hash` chains it to the entry before (see cldx.access.audit)."""
 
     __tablename__ = "audit_event"
+    # Two entries can never chain to the same one: a forked trail is refused by the database itself.
+    __table_args__ = (Index("uq_audit_event_prev_hash", "prev_hash", unique=True),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, insert, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from cldx.access.audit import ACTIONS, GENESIS, entry_hash, hash_of, list_events, record, verify
 from cldx.generator.generate import generate
@@ -134,12 +134,25 @@ def test_a_forged_entry_inserted_in_the_middle_is_reported(engine):
     forged = dict(id=after.id + 1, at=after.at + timedelta(seconds=30), actor="alice", action="export", target="all clients",
                   provider_id=7, purpose="approved", detail="{}", prev_hash=after.hash)
     forged["hash"] = entry_hash(**{k: v for k, v in forged.items() if k != "id"})
-    tamper(engine, ("UPDATE audit_event SET id = id + 100 WHERE id > :id", {"id": after.id}))
-    with engine.begin() as connection:  # inserting is allowed: the trail is append-only, not read-only
+    # Moving the later entries up and dropping the index that forbids a fork both need DDL rights.
+    tamper(engine, ("UPDATE audit_event SET id = id + 100 WHERE id > :id", {"id": after.id}),
+           ("DROP INDEX uq_audit_event_prev_hash", {}))
+    with engine.begin() as connection:
         connection.execute(insert(AuditEvent.__table__).values(**forged))
     [problem] = check(engine).problems
     assert (problem.entry_id, problem.kind, problem.ids) == (forged["id"], "inserted", (forged["id"],))
     assert f"chains to entry {after.id}" in problem.message
+
+
+def test_the_database_refuses_a_second_entry_chaining_to_the_same_one(engine):
+    events = build_chain(engine, 3)
+    fork = dict(at=events[1].at + timedelta(seconds=1), actor="mallory", action="export", target="x", provider_id=None,
+                purpose="", detail="{}", prev_hash=events[0].hash)
+    fork["hash"] = entry_hash(**fork)
+    with pytest.raises(IntegrityError):
+        with engine.begin() as connection:
+            connection.execute(insert(AuditEvent.__table__).values(**fork))
+    assert check(engine).ok
 
 
 def test_a_deleted_last_entry_shows_only_against_a_kept_head(engine):
