@@ -11,15 +11,11 @@ console = Console()
 
 
 def _open():
-    from cldx.config import get_settings
-    from cldx.identity.vault import KeysUnavailable, open_store, vault_of
-    from cldx.store.migrate import SchemaOutOfDate
+    from cldx.identity.vault import vault_of
 
-    try:
-        engine = open_store(get_settings())
-    except (KeysUnavailable, SchemaOutOfDate) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    from .stores import open_configured_store
+
+    engine = open_configured_store()
     return engine, vault_of(engine)
 
 

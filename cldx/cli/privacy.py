@@ -27,17 +27,13 @@ def _day(text: str, option: str) -> date:
 
 def _run(step):
     """Run `step(session, vault)` in one write transaction on the configured store; refusals exit 1."""
-    from cldx.config import get_settings
     from cldx.identity.requests import RequestError
-    from cldx.identity.vault import KeysUnavailable, open_store, vault_of
-    from cldx.store.migrate import SchemaOutOfDate
+    from cldx.identity.vault import vault_of
     from cldx.store import write_transaction
 
-    try:
-        engine = open_store(get_settings())
-    except (KeysUnavailable, SchemaOutOfDate) as exc:
-        errors.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    from .stores import open_configured_store
+
+    engine = open_configured_store()
     try:
         with write_transaction(engine) as session:
             return step(session, vault_of(engine))

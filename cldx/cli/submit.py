@@ -29,11 +29,10 @@ def register(app: typer.Typer) -> None:
         Exit 0: all accepted; 1: some records rejected (or strict mode refused); 2: nothing could
         be read (unknown provider, unreadable file, bad usage).
         """
-        from cldx.config import get_settings
         from cldx.ingest.sources import SourceFile
         from cldx.ingest.submit import UnknownProvider, submit as run
-        from cldx.identity.vault import KeysUnavailable, open_store
-        from cldx.store.migrate import SchemaOutOfDate
+
+        from .stores import open_configured_store
 
         if period is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
             errors.print(f"[red]--period {period!r} is not YYYY-MM.[/]")
@@ -45,11 +44,7 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 errors.print(f"[red]Cannot read {path}: {exc.strerror}.[/]")
                 raise typer.Exit(2) from None
-        try:
-            engine = open_store(get_settings())
-        except (KeysUnavailable, SchemaOutOfDate) as exc:
-            errors.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from None
+        engine = open_configured_store()
         try:
             receipt = run(engine, provider=provider, files=sources, period=period, mode="all-or-nothing" if strict else "partial",
                           submitter=getpass.getuser(), channel="cli")

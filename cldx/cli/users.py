@@ -38,15 +38,11 @@ def actor() -> str:
 def opened_store() -> Iterator[tuple[object, ZoneInfo]]:
     """The configured store with its keys bound, and the zone times are shown in; exit 2 when the keys are missing."""
     from cldx.config import get_settings
-    from cldx.identity.vault import KeysUnavailable, open_store
-    from cldx.store.migrate import SchemaOutOfDate
+
+    from .stores import open_configured_store
 
     settings = get_settings()
-    try:
-        engine = open_store(settings)
-    except (KeysUnavailable, SchemaOutOfDate) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    engine = open_configured_store()
     try:
         yield engine, ZoneInfo(settings.timezone)
     finally:
