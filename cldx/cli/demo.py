@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import secrets
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def register(app: typer.Typer) -> None:
             already = session.scalar(select(func.count()).select_from(Submission))
         if already:
             console.print(f"The demo data is already loaded ({already:,} submissions); delete the database to load it again.")
+            _show_accounts(data)
             engine.dispose()
             return
         with console.status(f"Generating {clients:,} clients into {data}/ ..."):
@@ -63,3 +65,59 @@ def register(app: typer.Typer) -> None:
             f"[green]Demo loaded:[/] {totals.get('submissions', 0):,} submissions; {totals.get('new', 0):,} records new, "
             f"{totals.get('changed', 0):,} changed, {totals.get('rejected', 0):,} rejected (planted faults and what hangs off them)."
         )
+        make_demo_accounts(settings, data / ACCOUNTS_FILE, sorted(schedule)[:DEMO_PROVIDERS])
+        _show_accounts(data)
+
+
+ACCOUNTS_FILE = "accounts.txt"
+DEMO_PROVIDERS = 3  # providers that get a submitter and a viewer account
+# (username, roles as (role, provider or None)); provider accounts are added per demo provider.
+MINISTRY_ACCOUNTS = (
+    ("admin", (("administrator", None),)),
+    ("analyst", (("analyst", None),)),
+    ("researcher", (("analyst", None), ("research-requester", None))),
+    ("privacy", (("privacy-officer", None),)),
+)
+
+
+def make_demo_accounts(settings, path: Path, providers: list[str]) -> None:
+    """One account per role (and a submitter and viewer for a few providers), written to `path` (owner-only).
+
+    Passwords are random for each demo database; ministry roles get their second factor here,
+    so the file also holds each one's TOTP secret (a demo convenience: real users enrol their own).
+    """
+    from urllib.parse import parse_qs, urlparse
+
+    from cldx.access.users import add_user, enrol_totp
+    from cldx.identity.vault import open_store, vault_of
+    from cldx.store import write_transaction
+
+    accounts = list(MINISTRY_ACCOUNTS) + [
+        (f"{code.lower()}.{kind}", ((f"provider-{kind}", code),)) for code in providers for kind in ("submitter", "viewer")
+    ]
+    engine = open_store(settings)
+    lines = ["# cldx demo accounts: sign in at http://127.0.0.1:8000/sign-in", "# username  password  roles  [TOTP secret]"]
+    try:
+        with write_transaction(engine) as session:
+            for username, roles in accounts:
+                password = secrets.token_urlsafe(12)
+                add_user(session, username, password, roles=roles, actor="demo")
+                secret = ""
+                if any(role in ("administrator", "analyst", "research-requester", "privacy-officer") for role, _ in roles):
+                    uri = enrol_totp(session, username, vault_of(engine).keys)
+                    secret = parse_qs(urlparse(uri).query)["secret"][0]
+                shown = ",".join(role + (f"@{code}" if code else "") for role, code in roles)
+                lines.append(f"{username}  {password}  {shown}  {secret}".rstrip())
+    finally:
+        engine.dispose()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+def _show_accounts(data: Path) -> None:
+    path = data / ACCOUNTS_FILE
+    if path.exists():
+        console.print(f"Demo accounts (also in {path}; ministry roles need a one-time code: "
+                      "`.venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"`):")
+        console.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
