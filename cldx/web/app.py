@@ -2,7 +2,8 @@
 
 Built from a `Settings` object (never the environment directly) so the CLI, tests and any
 server build the same app. The engine is made once here and kept on `app.state`; requests
-get sessions from it through `cldx.web.deps.SessionDep`.
+get sessions from it through `cldx.web.deps.SessionDep`. Every route depends on
+`cldx.web.auth.check_csrf` (and through it `authenticate`): signed in unless marked public.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import cldx
@@ -21,6 +22,7 @@ from cldx.identity.vault import open_store
 from cldx.store.db import make_session_factory
 
 from .api import api_router, health
+from .auth import check_csrf
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .pages import pages_router
@@ -53,6 +55,9 @@ def create_app(settings: Settings) -> FastAPI:
         # Security Policy forbids; /openapi.json stays.
         docs_url=None,
         redoc_url=None,
+        # Secure by default: a route added anywhere needs a signed-in principal (and, for a
+        # state-changing request from a page, the session's CSRF token) unless marked public.
+        dependencies=[Depends(check_csrf)],
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -5,7 +5,9 @@ prefers JSON) get `{"ok": false, "error": message, "errors": [details], "status"
 pages get `templates/<status>.html` when there is one, else `templates/error.html`, both in
 the base layout. Validation errors are 422 with each error's location and message. Anything
 unexpected is logged here and answered with a generic 500: the client never sees exception
-text or a traceback (they could hold identifying data).
+text or a traceback (they could hold identifying data). `Redirect` is how a dependency sends a
+browser elsewhere (to sign in): 303, or for an htmx request a 401 with `HX-Redirect`, since
+htmx would otherwise swap the sign-in page into the fragment it asked for.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ GENERIC_500_MESSAGE = "Something went wrong on our side. The error has been logg
 VALIDATION_MESSAGE = "The request is not valid"
 
 
+class Redirect(Exception):
+    """Send the browser to `location` (a root-relative URL) instead of answering the request."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
 def error_body(message: str, *, status: int, errors: Iterable[Any] = ()) -> dict[str, Any]:
     """The JSON error shape; `tests/web/test_errors.py` pins it."""
     return {"ok": False, "error": message, "errors": list(errors), "status": status}
@@ -43,6 +53,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Route every error through this module (FastAPI's HTTPException subclasses Starlette's)."""
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
+    app.add_exception_handler(Redirect, redirect_handler)
     # Starlette sends this one from its outermost ServerErrorMiddleware, then re-raises the
     # exception so the server logs it too.
     app.add_exception_handler(Exception, unexpected_exception_handler)
@@ -57,6 +68,15 @@ async def http_exception_handler(request: Request, exc: StarletteHTTPException) 
         message = _phrase(exc.status_code)
         errors = exc.detail if isinstance(exc.detail, list) else [exc.detail] if exc.detail else []
     return error_response(request, status=exc.status_code, message=message, errors=errors, headers=exc.headers)
+
+
+async def redirect_handler(request: Request, exc: Redirect) -> Response:
+    if request.headers.get("hx-request") == "true":
+        response = Response(status_code=401, headers={"HX-Redirect": exc.location})
+    else:
+        response = Response(status_code=303, headers={"Location": exc.location})
+    apply_security_headers(response.headers)
+    return response
 
 
 async def validation_exception_handler(request: Request, exc: RequestValidationError) -> Response:

@@ -1,8 +1,10 @@
 """Jinja2 set-up for the pages: one environment per app, the globals every page's layout needs.
 
 Every page extends `templates/base.html`; this module gives it the product name, the cldx and
-data standard versions for the footer, the navigation, and `static_url()` so templates never
-spell out a host (nothing is ever loaded from another one).
+data standard versions for the footer, the navigation the signed-in principal may use, and
+`static_url()` so templates never spell out a host (nothing is ever loaded from another one).
+`render` adds `principal` (None when nobody is signed in) and `csrf_token` (the session's, for
+forms and the `<meta name="csrf-token">` scripts read) to every page's context.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 import cldx
+from cldx.access.roles import SUBMIT, VIEW_PROVIDER, Principal
 from cldx.standard import STANDARD_NAME, STANDARD_VERSION
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -25,12 +28,21 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 PRODUCT_NAME = "Client-Level Data eXchange"
 
-# (label, path) in the order the header shows them; later pages add themselves here.
-NAVIGATION: tuple[tuple[str, str], ...] = (
-    ("Home", "/"),
-    ("Submissions", "/submissions"),
-    ("Upload", "/submissions/new"),
+# (label, path, provider capability needed or None) in the order the header shows them; later
+# pages add themselves here. A link shows only to a principal who may open the page.
+NAVIGATION: tuple[tuple[str, str, str | None], ...] = (
+    ("Home", "/", None),
+    ("Submissions", "/submissions", VIEW_PROVIDER),
+    ("Upload", "/submissions/new", SUBMIT),
 )
+
+
+def navigation_for(principal: Principal | None) -> list[tuple[str, str]]:
+    """The (label, path) links a principal may follow; none before sign-in."""
+    if principal is None:
+        return []
+    return [(label, path) for label, path, capability in NAVIGATION
+            if capability is None or any(principal.can(capability, p) for p in principal.provider_ids)]
 
 
 @jinja2.pass_context
@@ -64,7 +76,6 @@ def make_templates(*, zone: ZoneInfo) -> Jinja2Templates:
         cldx_version=cldx.__version__,
         standard_name=STANDARD_NAME,
         standard_version=STANDARD_VERSION,
-        navigation=NAVIGATION,
         app_url=app_url,
         static_url=static_url,
     )
@@ -86,6 +97,14 @@ def render(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """Render `templates/<name>` with the app's environment."""
+    """Render `templates/<name>` with the app's environment, and who is signed in."""
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, name, context or {}, status_code=status_code, headers=headers)
+    auth = getattr(request.state, "auth", None)
+    principal = auth.principal if auth is not None else None
+    context = {
+        "principal": principal,
+        "csrf_token": auth.csrf_token if auth is not None else None,
+        "navigation": navigation_for(principal),
+        **(context or {}),
+    }
+    return templates.TemplateResponse(request, name, context, status_code=status_code, headers=headers)

@@ -1,5 +1,12 @@
-"""Fixtures for the web app: an app on a fresh SQLite database, a TestClient, a live server and a
-real headless Chromium.
+"""Fixtures for the web app: an app on a fresh SQLite database, TestClients (anonymous and signed
+in as a persona), a live server and a real headless Chromium.
+
+Every page and endpoint but sign-in, /health and /openapi.json needs a signed-in principal.
+`make_user` adds a user straight to the store (with a cheap argon2 hash, so tests stay fast),
+`client_for(user)` gives a TestClient carrying a fresh session cookie for them and, as a
+default header, the session's CSRF token (a test about CSRF leaves it off), and
+`sign_in_browser(page, user)` puts a session cookie in a Playwright page's context.
+`ministry_client` is an analyst who has given their code: the whole-store view.
 
 Page tests reuse `live_server` (the app served by uvicorn on 127.0.0.1 and a free port) and
 `page` (a Playwright page in a fresh browser context whose base URL is that server). Every
@@ -19,18 +26,26 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from cldx.access import sessions, totp
+from cldx.access.roles import ANALYST
 from cldx.config import Settings
-from cldx.store.db import make_engine, transaction
+from cldx.identity.vault import vault_of
+from cldx.store.db import make_engine, transaction, write_transaction
 from cldx.store.migrate import upgrade
-from cldx.store.models import Provider
+from cldx.store.models import Provider, User, UserRole
 from cldx.web.app import create_app
+from cldx.web.auth import CSRF_HEADER, SESSION_COOKIE
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -71,11 +86,117 @@ def web_app(web_settings: Settings) -> FastAPI:
     return create_app(web_settings)
 
 
+# HTTPS, so the client sends the Secure session cookie back.
+BASE_URL = "https://testserver"
+
+
 @pytest.fixture
 def app_client(web_app: FastAPI) -> Iterator[TestClient]:
-    """A TestClient that answers 500s like a server would (instead of raising in the test)."""
-    with TestClient(web_app, raise_server_exceptions=False) as client:
+    """An anonymous TestClient that answers 500s like a server would (instead of raising in the
+    test). It runs the app's lifespan (the embedded worker), which `client_for` clients share."""
+    with TestClient(web_app, base_url=BASE_URL, raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def new_client(web_app: FastAPI, app_client: TestClient) -> Callable[[], TestClient]:
+    """Another anonymous browser (its own cookies) on the same app."""
+    return lambda: TestClient(web_app, base_url=BASE_URL, raise_server_exceptions=False)
+
+
+# --- Personas ----------------------------------------------------------------------------------
+
+# argon2id at its cheapest: the hash is checked with the parameters it carries, so sign-in works
+# the same, in a millisecond instead of a tenth of a second.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+PASSWORD = "kettle harbour umbrella"
+
+
+@dataclass(frozen=True)
+class Persona:
+    id: int
+    username: str
+    password: str
+    totp_secret: str | None = None
+
+
+@pytest.fixture
+def make_user(web_app: FastAPI) -> Callable[..., Persona]:
+    """Add a user with roles given as (role, provider code or None); optionally with a TOTP secret set up."""
+    engine = web_app.state.engine
+
+    def make(username: str, *roles: tuple[str, str | None], password: str = PASSWORD, totp_secret: str | None = None,
+             confirmed: bool = True, active: bool = True) -> Persona:
+        with write_transaction(engine) as session:
+            user = User(username=username, display_name=username.title(), password_hash=CHEAP_HASHER.hash(password), is_active=active,
+                        failed_sign_ins=0, password_changed_at=datetime.now(timezone.utc))
+            if totp_secret is not None:
+                user.totp_secret = totp.seal_secret(vault_of(engine).keys, totp_secret)
+                # A confirmed factor has had a code accepted (long ago); an unconfirmed one never has.
+                user.totp_last_step = 1 if confirmed else None
+            session.add(user)
+            session.flush()
+            for role, code in roles:
+                provider_id = session.scalar(select(Provider.id).where(Provider.code == code)) if code else None
+                assert code is None or provider_id is not None, f"no provider {code}"
+                session.add(UserRole(user_id=user.id, role=role, provider_id=provider_id))
+            return Persona(user.id, username, password, totp_secret)
+
+    return make
+
+
+@pytest.fixture
+def session_cookie(web_app: FastAPI) -> Callable[..., tuple[str, str]]:
+    """A new session for a user: (cookie value, CSRF token). By default the second factor is done."""
+    engine = web_app.state.engine
+
+    def start(user: Persona, *, second_factor_done: bool = True) -> tuple[str, str]:
+        with write_transaction(engine) as session:
+            row, session_id = sessions.start(session, session.get(User, user.id), second_factor_done=second_factor_done)
+            return session_id, row.csrf_token
+
+    return start
+
+
+@pytest.fixture
+def client_for(web_app: FastAPI, app_client: TestClient, session_cookie) -> Callable[..., TestClient]:
+    """A TestClient signed in as `user` (its own session), sending the CSRF token unless told not to."""
+
+    def make(user: Persona, *, csrf: bool = True, second_factor_done: bool = True) -> TestClient:
+        session_id, csrf_token = session_cookie(user, second_factor_done=second_factor_done)
+        client = TestClient(web_app, base_url=BASE_URL, raise_server_exceptions=False)
+        client.cookies.set(SESSION_COOKIE, session_id)
+        if csrf:
+            client.headers[CSRF_HEADER] = csrf_token
+        client.csrf_token = csrf_token  # type: ignore[attr-defined]
+        return client
+
+    return make
+
+
+@pytest.fixture
+def analyst(make_user) -> Persona:
+    return make_user("ana.lyst", (ANALYST, None), totp_secret=totp.new_secret())
+
+
+@pytest.fixture
+def ministry_client(client_for, analyst: Persona) -> TestClient:
+    """Signed in as an analyst (code given): sees the whole store's counts."""
+    return client_for(analyst)
+
+
+@pytest.fixture
+def sign_in_browser(web_app: FastAPI, live_server: str, session_cookie) -> Callable[..., None]:
+    """Sign a Playwright page's context in as `user` (a session cookie, as the sign-in form sets)."""
+
+    def sign_in(page, user: Persona) -> None:
+        """`page` is a Page or a BrowserContext."""
+        session_id, _ = session_cookie(user)
+        context = getattr(page, "context", page)
+        context.add_cookies([{"name": SESSION_COOKIE, "value": session_id, "url": live_server + "/", "httpOnly": True,
+                                   "secure": True, "sameSite": "Lax"}])
+
+    return sign_in
 
 
 @pytest.fixture

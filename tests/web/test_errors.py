@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from cldx.config import Settings
 from cldx.web.app import create_app
+from cldx.web.auth import public
 from cldx.web.errors import GENERIC_500_MESSAGE, prefers_json
 
 SECRET = "Jane Smith 19/12/2000"
@@ -29,34 +30,42 @@ class Person(BaseModel):
 
 def add_test_routes(app: FastAPI) -> None:
     @app.get("/api/v1/test-items")
+    @public  # these routes test error answers, not sign-in
     def items(limit: int) -> dict:
         return {"limit": limit}
 
     @app.post("/api/v1/test-people")
+    @public  # these routes test error answers, not sign-in
     def people(person: Person) -> dict:
         return {"ok": True}
 
     @app.post("/api/v1/test-upload")
+    @public  # these routes test error answers, not sign-in
     async def upload(request: Request) -> dict:
         return {"size": len(await request.body())}
 
     @app.get("/api/v1/test-boom")
+    @public  # these routes test error answers, not sign-in
     def api_boom() -> None:
         raise RuntimeError(f"secret detail: {SECRET}")
 
     @app.get("/api/v1/test-forbidden")
+    @public  # these routes test error answers, not sign-in
     def forbidden() -> None:
         raise HTTPException(status_code=403, detail="You may not use this")
 
     @app.get("/api/v1/test-conflict")
+    @public  # these routes test error answers, not sign-in
     def conflict() -> None:
         raise HTTPException(status_code=409, detail=[{"location": ["body", "code"], "message": "taken"}])
 
     @app.get("/test-page-items", response_class=HTMLResponse)
+    @public  # these routes test error answers, not sign-in
     def page_items(limit: int) -> str:
         return f"<p>{limit}</p>"
 
     @app.get("/test-page-boom", response_class=HTMLResponse)
+    @public  # these routes test error answers, not sign-in
     def page_boom() -> str:
         raise RuntimeError(f"secret detail: {SECRET}")
 
@@ -201,7 +210,7 @@ def test_page_404_renders_html(client: TestClient) -> None:
     assert response.headers["content-type"].startswith("text/html")
     html = response.text
     assert "<h1>Page not found</h1>" in html  # templates/404.html
-    assert '<nav class="site-nav"' in html  # in the base layout
+    assert '<header class="site-header">' in html  # in the base layout (no links: nobody is signed in)
     assert "/no-such-page" in html
 
 

@@ -6,6 +6,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from cldx.web.auth import public
 from cldx.web.security import CONTENT_SECURITY_POLICY
 
 EXPECTED_CSP = (
@@ -38,12 +39,18 @@ def test_policy_is_the_agreed_one() -> None:
         "/api/v1/no-such-thing",
     ],
 )
-def test_security_headers_on(app_client: TestClient, path: str) -> None:
-    assert_security_headers(app_client.get(path))
+def test_security_headers_on(ministry_client: TestClient, path: str) -> None:
+    assert_security_headers(ministry_client.get(path))
+
+
+@pytest.mark.parametrize("path", ["/", "/sign-in", "/api/v1/summary"])
+def test_security_headers_on_answers_to_strangers(app_client: TestClient, path: str) -> None:
+    assert_security_headers(app_client.get(path, follow_redirects=False))
 
 
 def test_security_headers_on_unexpected_errors(web_app: FastAPI) -> None:
     @web_app.get("/api/v1/test-boom")
+    @public  # about the error answer, not sign-in
     def boom() -> None:
         raise RuntimeError("boom")
 

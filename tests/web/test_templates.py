@@ -97,18 +97,18 @@ def test_web_files_are_package_data() -> None:
 
 
 @pytest.mark.parametrize("path", ["/", "/no-such-page"])
-def test_rendered_page_has_no_inline_script_or_style(app_client: TestClient, path: str) -> None:
-    tags = parse(app_client.get(path).text)
+def test_rendered_page_has_no_inline_script_or_style(ministry_client: TestClient, path: str) -> None:
+    tags = parse(ministry_client.get(path).text)
     assert tags.inline == []
     assert [tag for tag, _ in tags.tags if tag == "style"] == []
 
 
-def test_every_script_and_stylesheet_on_the_home_page_is_served(app_client: TestClient) -> None:
-    tags = parse(app_client.get("/").text)
+def test_every_script_and_stylesheet_on_the_home_page_is_served(ministry_client: TestClient) -> None:
+    tags = parse(ministry_client.get("/").text)
     urls = [attrs["src"] for tag, attrs in tags.tags if tag == "script"]
     urls += [attrs["href"] for tag, attrs in tags.tags if tag == "link" and attrs.get("rel") == "stylesheet"]
     assert "/static/cldx.css" in urls
     assert "/static/vendor/htmx-2.0.11.min.js" in urls
     for url in urls:
         assert url.startswith("/static/"), url
-        assert app_client.get(url).status_code == 200, url
+        assert ministry_client.get(url).status_code == 200, url

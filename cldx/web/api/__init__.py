@@ -17,6 +17,8 @@ from . import submissions, summary
 API_PREFIX = "/api/v1"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "Not signed in: send an API token (Authorization: Bearer <token>)"},
+    403: {"model": ErrorPublic, "description": "Your role may not do this"},
     404: {"model": ErrorPublic, "description": "Not found"},
     422: {"model": ErrorPublic, "description": "The request is not valid"},
     500: {"model": ErrorPublic, "description": "Unexpected error (logged; no details sent)"},

@@ -1,6 +1,7 @@
 """`/health`: is the app up and does the database answer? For load balancers and `make demo`.
 
-Outside `/api/v1` on purpose: probes expect a fixed, unversioned path.
+Outside `/api/v1` on purpose: probes expect a fixed, unversioned path. Open to anyone (a
+probe has no account); it says nothing but "ok" or "unavailable".
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from cldx.web.auth import public
 from cldx.web.deps import SessionDep
 from cldx.web.schemas import HealthPublic
 
@@ -26,6 +28,7 @@ router = APIRouter(tags=["health"])
     responses={503: {"model": HealthPublic, "description": "The database does not answer"}},
     summary="Health check",
 )
+@public
 def health(session: SessionDep) -> HealthPublic | JSONResponse:
     """Runs `SELECT 1`: 200 when the database answers, 503 when it does not."""
     try:

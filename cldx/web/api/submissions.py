@@ -4,6 +4,11 @@ One endpoint takes both forms a provider's system may use: multipart files (CSV 
 workbook) or a JSON body of record lists. Small submissions are processed in the request
 (201 with the receipt); large ones are queued for the worker (202; poll the receipt, whose
 `progress` says how far it has got). Malformed input is a 422 in the shared error shape, never a 500.
+
+Every caller is signed in (a session or a Bearer token) and sees only what
+`cldx.web.visibility` allows: a provider's own submissions (another provider's id is a 404,
+as for one that does not exist), and sending for its own provider only (another provider's
+code is answered like an unknown one). The submitter recorded is the principal's name.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from starlette.datastructures import UploadFile
 from cldx.ingest.queue import enqueue, progress
 from cldx.ingest.sources import SourceFile
 from cldx.ingest.submit import MODES, UnknownProvider, quarantined_cells, receipt_for, submit
-from cldx.store.models import QuarantinedRow, SubmissionFinding
+from cldx.access.roles import SUBMIT
+from cldx.store.models import Provider, QuarantinedRow, SubmissionFinding
+from cldx.web.auth import PrincipalDep, providers_with
 from cldx.web.deps import SessionDep, SettingsDep
 from cldx.web.export import csv_download, neutralise
+from cldx.web.visibility import NO_SUBMIT, submission_for
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 
@@ -116,9 +124,12 @@ def _check(provider: Any, period: Any, mode: Any) -> tuple[str, str | None, str]
 
 @router.post("", status_code=201, response_model=ReceiptPublic, openapi_extra=REQUEST_BODY, summary="Send a submission",
              responses={202: {"model": ReceiptPublic, "description": "Queued for the background worker"}})
-async def create_submission(request: Request, settings: SettingsDep) -> Response:
-    """Validate and store records sent as files (multipart) or as a JSON batch."""
+async def create_submission(request: Request, settings: SettingsDep, principal: PrincipalDep, session: SessionDep) -> Response:
+    """Validate and store records sent as files (multipart) or as a JSON batch, for a provider the caller sends for."""
     engine = request.app.state.engine
+    may_send_for = providers_with(principal, SUBMIT)
+    if not may_send_for:
+        raise HTTPException(403, detail=NO_SUBMIT)
     content_type = request.headers.get("content-type", "")
     files: list[SourceFile] = []
     records_json = None
@@ -150,7 +161,10 @@ async def create_submission(request: Request, settings: SettingsDep) -> Response
     else:
         raise HTTPException(415, detail="Send multipart/form-data files or an application/json batch")
 
-    submitter = request.headers.get("x-cldx-submitter", "api")[:200]
+    allowed = await run_in_threadpool(lambda: set(session.scalars(select(Provider.code).where(Provider.id.in_(may_send_for)))))
+    if provider not in allowed:  # another provider's code is answered like an unknown one
+        raise HTTPException(422, detail=[{"location": ["body", "provider"], "message": f"no provider {provider!r}"}])
+    submitter = principal.name
     try:
         if files and sum(len(f.data) for f in files) > settings.queue_threshold_bytes:
             submission_id = await run_in_threadpool(enqueue, engine, provider=provider, files=files, period=period, mode=mode,
@@ -178,8 +192,9 @@ def _receipt_body(request: Request, submission_id: str) -> dict[str, Any]:
 
 
 @router.get("/{submission_id}", response_model=ReceiptPublic, summary="A submission's receipt")
-def read_submission(submission_id: str, request: Request) -> JSONResponse:
+def read_submission(submission_id: str, request: Request, session: SessionDep) -> JSONResponse:
     """The receipt: status, counts, files with checksums, findings, and the worker's progress when queued."""
+    submission_for(request, session, submission_id)
     return JSONResponse(_receipt_body(request, submission_id))
 
 
@@ -196,7 +211,7 @@ def read_findings(
     severity: Annotated[str | None, Query(pattern="^(error|warning)$")] = None,
     file: Annotated[str | None, Query(max_length=255, pattern=NO_CONTROL)] = None,
 ) -> Response:
-    _exists(session, submission_id)
+    submission_for(request, session, submission_id)
     query = select(SubmissionFinding).where(SubmissionFinding.submission_id == submission_id).order_by(SubmissionFinding.id)
     if severity:
         query = query.where(SubmissionFinding.severity == severity)
@@ -213,7 +228,7 @@ def read_findings(
 def read_rejected(submission_id: str, request: Request, session: SessionDep, file: Annotated[str, Query(max_length=255, pattern=NO_CONTROL)],
                   sheet: Annotated[str | None, Query(max_length=100, pattern=NO_CONTROL, description="For a workbook: one sheet (record type) per CSV.")] = None) -> Response:
     """The provider's own rejected rows exactly as sent, plus `cldx_errors`: fix them in Excel and send the file again."""
-    _exists(session, submission_id)
+    submission_for(request, session, submission_id)
     rows_query = select(QuarantinedRow).where(QuarantinedRow.submission_id == submission_id, QuarantinedRow.file == file)
     findings_query = select(SubmissionFinding).where(SubmissionFinding.submission_id == submission_id, SubmissionFinding.file == file,
                                                      SubmissionFinding.severity == "error")
@@ -240,10 +255,3 @@ def read_rejected(submission_id: str, request: Request, session: SessionDep, fil
     if plain != stem:
         disposition += f"; filename*=UTF-8''{quote(stem + '-to-fix.csv', safe='')}"
     return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": disposition})
-
-
-def _exists(session, submission_id: str) -> None:
-    from cldx.store.models import Submission
-
-    if "\x00" in submission_id or session.get(Submission, submission_id) is None:  # PostgreSQL cannot even compare NUL
-        raise HTTPException(404, detail="No such submission")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import home, submissions, templates_download
+from . import home, sign_in, submissions, templates_download
 
 pages_router = APIRouter(include_in_schema=False)
+pages_router.include_router(sign_in.router)
 pages_router.include_router(home.router)
 pages_router.include_router(submissions.router)
 pages_router.include_router(templates_download.router)

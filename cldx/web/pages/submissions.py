@@ -5,10 +5,11 @@ staff see the bytes go and, for a large upload, the worker's progress. Without J
 same form posts here (`POST /submissions`), which calls the same `submit()` (or queues the
 files) and redirects to the submission's page with 303.
 
-There are no accounts yet. Everything a request may see goes through the three helpers under
-"What a request may see" (providers it may send for, submissions it may list, the submission it
-asked for), so the sign-in issue scopes them to the signed-in provider in one place; an
-outsider asking for a submission gets the same 404 as for one that does not exist.
+Everything a request may see goes through three helpers in `cldx.web.visibility` (providers it
+may send for, submissions it may list, the submission it asked for), shared with the API: a
+provider's staff see and send for their own provider only, an outsider asking for a submission
+gets the same 404 as for one that does not exist, and a role that may not use these pages
+(ministry roles, for now) gets 403.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Select, func, select
@@ -33,9 +34,11 @@ from cldx.ingest.sources import SourceFile
 from cldx.ingest.submit import MODES, UnknownProvider, submit
 from cldx.store.models import Provider, QuarantinedRow, Submission, SubmissionFile, SubmissionFinding
 from cldx.web.api.submissions import FINDING_COLUMNS
+from cldx.web.auth import principal_of
 from cldx.web.deps import SessionDep, SettingsDep
 from cldx.web.export import csv_download
 from cldx.web.templating import render
+from cldx.web.visibility import submission_for, visible_providers, visible_submissions
 
 from .templates_download import template_links
 
@@ -46,8 +49,6 @@ PAGE_SIZE = 50  # submissions per page of the list
 # server filters and shows this many (the CSV download always has every one).
 FINDINGS_ON_PAGE = 2000
 ACTIVE_STATUSES = ("queued", "processing")
-# Who sent it, until sign-in can say which person did.
-WEB_SUBMITTER = "upload page"
 MAX_FILES = 50
 PERIOD_PATTERN = r"\d{4}-(0[1-9]|1[0-2])"
 # Stored file names and rule codes hold no control characters, so a filter holding one is refused.
@@ -77,28 +78,6 @@ MODE_CHOICES: tuple[tuple[str, str, str], ...] = (
     ("all-or-nothing", "Store nothing unless every row passes", "If any row has an error, nothing from these files is stored."),
 )
 assert tuple(value for value, _, _ in MODE_CHOICES) == MODES
-
-
-# --- What a request may see (the sign-in issue scopes these to the signed-in provider) ---------
-
-
-def visible_providers(request: Request, session: Session) -> list[Provider]:
-    """The providers this request may send records for."""
-    return list(session.scalars(select(Provider).order_by(Provider.code)))
-
-
-def visible_submissions(request: Request) -> Select[tuple[Submission]]:
-    """The submissions this request may list."""
-    return select(Submission)
-
-
-def submission_for(request: Request, session: Session, submission_id: str) -> Submission:
-    """The submission the request names, or 404 (also for one the request may not see)."""
-    # PostgreSQL cannot even compare a NUL, so such an id is answered here.
-    submission = None if "\x00" in submission_id else session.scalar(visible_submissions(request).where(Submission.id == submission_id))
-    if submission is None:
-        raise HTTPException(404, detail="There is no submission with that id, or you may not see it.")
-    return submission
 
 
 # --- Helpers -------------------------------------------------------------------------------
@@ -155,7 +134,6 @@ def upload_context(
         "modes": MODE_CHOICES,
         "period_pattern": PERIOD_PATTERN,
         "max_upload_bytes": settings.max_upload_bytes,
-        "web_submitter": WEB_SUBMITTER,
         "max_upload": file_size(settings.max_upload_bytes),
         "templates": template_links(),
     }
@@ -184,6 +162,7 @@ async def upload_without_script(request: Request, session: SessionDep, settings:
         if not values["provider"]:
             errors.append({"location": ["provider"], "message": "Choose the provider the records are from."})
         elif values["provider"] not in allowed:
+            # Another provider's code gets the same answer as a code that does not exist.
             errors.append({"location": ["provider"], "message": f"There is no provider {values['provider']!r}. Choose one from the list."})
         if values["period"] and not _is_period(values["period"]):
             errors.append({"location": ["period"], "message": "Write the month as YYYY-MM, for example 2017-08."})
@@ -196,7 +175,7 @@ async def upload_without_script(request: Request, session: SessionDep, settings:
             errors.append({"location": ["files"], "message": "Choose at least one file to send."})
 
     if not errors:
-        args = dict(provider=values["provider"], period=values["period"] or None, mode=values["mode"], submitter=WEB_SUBMITTER, channel="web")
+        args = dict(provider=values["provider"], period=values["period"] or None, mode=values["mode"], submitter=principal_of(request).name, channel="web")
         try:
             if sum(len(f.data) for f in files) > settings.queue_threshold_bytes:
                 submission_id = await run_in_threadpool(lambda: enqueue(request.app.state.engine, files=files, **args))

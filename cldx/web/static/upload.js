@@ -360,7 +360,9 @@
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.dataset.apiUrl);
     xhr.setRequestHeader("Accept", "application/json");
-    xhr.setRequestHeader("X-Cldx-Submitter", form.dataset.submitter || "upload page");
+    // The session cookie goes with the request, so the API wants the session's CSRF token too.
+    const csrf = document.querySelector('meta[name="csrf-token"]');
+    if (csrf) xhr.setRequestHeader("X-CSRF-Token", csrf.content);
     xhr.responseType = "text";
 
     xhr.upload.addEventListener("progress", function (e) {

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from cldx.access import tokens
 from cldx.config import Settings
 from cldx.store import make_engine, transaction
 from cldx.store.models import Provider
@@ -62,10 +63,13 @@ def api(migrated_url: str) -> Iterator[TestClient]:
     engine = make_engine(migrated_url)
     with transaction(engine) as session:
         seed_service_lines(session)
-        session.add(Provider(code="P1", name="Fuzz Trust", region_code="01"))
+        provider = Provider(code="P1", name="Fuzz Trust", region_code="01")
+        session.add(provider)
+        session.flush()
+        _, token = tokens.issue(session, tokens.SYSTEM, "Fuzz case system", created_by="test", provider_id=provider.id)
     engine.dispose()
     settings_ = Settings(database_url=migrated_url, embedded_worker=False, max_upload_bytes=LIMIT, queue_threshold_bytes=QUEUE_AT)
-    with TestClient(create_app(settings_), raise_server_exceptions=False) as client:
+    with TestClient(create_app(settings_), raise_server_exceptions=False, headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 
 

@@ -9,6 +9,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from cldx.access import tokens
 from cldx.config import Settings
 from cldx.store import transaction
 from cldx.store.models import Provider
@@ -23,12 +24,21 @@ CLIENTS = (
 ENGAGEMENTS = "engagement_ref,client_ref,service_code,start_date,end_date,end_reason\nE-1,A-1,FS,2017-01-02,,\nE-2,A-9,FS,2017-01-02,,\n"
 
 
-@pytest.fixture
-def client(engine, migrated_url):
+def p1_and_its_token(engine) -> dict[str, str]:
+    """Seed provider P1 with a system token; the headers its case system would send."""
     with transaction(engine) as session:
         seed_service_lines(session)
-        session.add(Provider(code="P1", name="Provider One", region_code="01"))
-    with TestClient(create_app(Settings(database_url=migrated_url, embedded_worker=False))) as test_client:
+        provider = Provider(code="P1", name="Provider One", region_code="01")
+        session.add(provider)
+        session.flush()
+        _, token = tokens.issue(session, tokens.SYSTEM, "P1 case system", created_by="test", provider_id=provider.id)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def client(engine, migrated_url):
+    headers = p1_and_its_token(engine)
+    with TestClient(create_app(Settings(database_url=migrated_url, embedded_worker=False)), headers=headers) as test_client:
         yield test_client
 
 
@@ -87,11 +97,9 @@ def test_json_batch_and_all_or_nothing_mode(client):
 def test_large_upload_is_queued_and_its_progress_shown(engine, migrated_url):
     from cldx.ingest.queue import work_once
 
-    with transaction(engine) as session:
-        seed_service_lines(session)
-        session.add(Provider(code="P1", name="Provider One", region_code="01"))
+    headers = p1_and_its_token(engine)
     settings = Settings(database_url=migrated_url, embedded_worker=False, queue_threshold_bytes=10)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=headers) as client:
         response = post_files(client)
         assert response.status_code == 202
         queued = response.json()
@@ -103,11 +111,9 @@ def test_large_upload_is_queued_and_its_progress_shown(engine, migrated_url):
 
 
 def test_embedded_worker_finishes_queued_uploads(engine, migrated_url):
-    with transaction(engine) as session:
-        seed_service_lines(session)
-        session.add(Provider(code="P1", name="Provider One", region_code="01"))
+    headers = p1_and_its_token(engine)
     settings = Settings(database_url=migrated_url, queue_threshold_bytes=10)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=headers) as client:
         submission_id = post_files(client).json()["submission_id"]
         for _ in range(100):
             status = client.get(f"/api/v1/submissions/{submission_id}").json()["status"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Engine
 
+from cldx.access.roles import PROVIDER_SUBMITTER
 from cldx.identity.vault import bind_vault
 from cldx.store.db import make_engine, write_transaction
 from cldx.store.models import Provider
@@ -117,3 +118,18 @@ def expected_findings() -> list[tuple[str, int, str, str, str]]:
 @pytest.fixture
 def period() -> str:
     return PERIOD
+
+
+# --- Who is signed in --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def provider_user(provider: SeededProvider, make_user):
+    """A provider-submitter of the seeded provider."""
+    return make_user("tiaki.submitter", (PROVIDER_SUBMITTER, provider.code))
+
+
+@pytest.fixture
+def provider_client(client_for, provider_user):
+    """A TestClient signed in as the seeded provider's submitter."""
+    return client_for(provider_user)

@@ -31,6 +31,7 @@ from playwright.sync_api import Page, Request, Route, expect
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from cldx.access.roles import PROVIDER_SUBMITTER
 from cldx.cli.main import app as cli
 from cldx.generator.generate import generate
 from cldx.identity.deidentify import UnreadableCsv, REMOVED, decode, deidentify_csv, header_key
@@ -199,6 +200,18 @@ def providers(web_engine: Engine, provider) -> tuple[str, str]:
     return provider.code, DEIDENTIFIED_CODE
 
 
+@pytest.fixture(autouse=True)
+def signed_in(page: Page, provider_user, sign_in_browser) -> None:
+    """The seeded provider's submitter (P0001, which sends identity) unless a test signs in as P0002's."""
+    sign_in_browser(page, provider_user)
+
+
+@pytest.fixture
+def deidentified_user(providers: tuple[str, str], make_user):
+    """A submitter of the provider that sends no identity."""
+    return make_user("kaitiaki.submitter", (PROVIDER_SUBMITTER, providers[1]))
+
+
 def hold_uploads(page: Page) -> list[Request]:
     """Keep every upload request from the server: record it and answer as a refusing server would."""
     held: list[Request] = []
@@ -358,9 +371,11 @@ def test_a_field_too_long_for_python_is_refused_too(page: Page, page_problems: l
 
 
 def test_upload_for_a_provider_without_identity_sends_what_the_cli_writes(
-    page: Page, page_problems: list[str], providers: tuple[str, str], generated: dict[str, bytes], tmp_path: Path
+    page: Page, page_problems: list[str], providers: tuple[str, str], generated: dict[str, bytes], tmp_path: Path,
+    deidentified_user, sign_in_browser,
 ) -> None:
     _, deidentified = providers
+    sign_in_browser(page, deidentified_user)
     files = [
         ("clients.csv", generated["clients.csv"]),
         ("hand-made.csv", HAND_MADE),
@@ -369,7 +384,8 @@ def test_upload_for_a_provider_without_identity_sends_what_the_cli_writes(
     ]
     held = hold_uploads(page)
     open_upload_page(page)
-    expect(page.locator("#deidentify-hint")).to_be_hidden()
+    # The user's one provider is chosen already, so the page says at once what it will do.
+    expect(page.locator("#deidentify-hint")).to_be_visible()
     choose(page, deidentified, files)
 
     status = page.get_by_role("status").filter(has_text=DEIDENTIFIED_NOTE)
@@ -400,9 +416,10 @@ def test_upload_for_a_provider_without_identity_sends_what_the_cli_writes(
 
 
 def test_an_excel_workbook_is_refused_for_a_provider_without_identity(
-    page: Page, page_problems: list[str], providers: tuple[str, str], fixed_upload
+    page: Page, page_problems: list[str], providers: tuple[str, str], fixed_upload, deidentified_user, sign_in_browser
 ) -> None:
     _, deidentified = providers
+    sign_in_browser(page, deidentified_user)
     held = hold_uploads(page)
     open_upload_page(page)
     clients = dict(fixed_upload.files)["clients.csv"]
@@ -423,10 +440,16 @@ def test_an_excel_workbook_is_refused_for_a_provider_without_identity(
 def test_an_identified_provider_sends_the_files_as_chosen(
     page: Page, page_problems: list[str], providers: tuple[str, str], faulty_upload
 ) -> None:
-    """Choosing the de-identified provider and then the identified one puts the chosen files back."""
+    """Choosing the de-identified provider and then the identified one puts the chosen files back.
+
+    A user sends for one provider only, so the page lists one; upload.js still handles a list of
+    several, and the test adds the second option itself to exercise the switch.
+    """
     identified, deidentified = providers
     held = hold_uploads(page)
     open_upload_page(page)
+    page.locator("#provider").evaluate(
+        "(select, code) => { const option = new Option(code, code); option.dataset.deidentify = ''; select.add(option); }", deidentified)
     choose(page, deidentified, list(faulty_upload.files))
     expect(page.get_by_role("status").filter(has_text=DEIDENTIFIED_NOTE)).to_be_visible()
 
@@ -439,8 +462,11 @@ def test_an_identified_provider_sends_the_files_as_chosen(
     assert page_problems == []
 
 
-def test_without_javascript_the_page_says_what_a_provider_without_identity_needs(browser, live_server: str, providers) -> None:
+def test_without_javascript_the_page_says_what_a_provider_without_identity_needs(
+    browser, live_server: str, providers, deidentified_user, sign_in_browser
+) -> None:
     context = browser.new_context(base_url=live_server, java_script_enabled=False)
+    sign_in_browser(context, deidentified_user)
     try:
         page = context.new_page()
         page.goto("/submissions/new")
@@ -450,6 +476,6 @@ def test_without_javascript_the_page_says_what_a_provider_without_identity_needs
         expect(note).to_contain_text("cldx deidentify FILE... --out DIR")
         expect(page.locator("#deidentify-hint")).to_be_hidden()
         assert page.locator(f'#provider option[value="{DEIDENTIFIED_CODE}"]').get_attribute("data-deidentify") == ""
-        assert page.locator('#provider option[value="P0001"]').get_attribute("data-deidentify") is None
+        assert page.locator('#provider option[value="P0001"]').count() == 0  # another provider's: not offered
     finally:
         context.close()

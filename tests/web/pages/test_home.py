@@ -19,7 +19,7 @@ def count_in(html: str, name: str) -> str:
     return match.group(1)
 
 
-def test_home_page_shows_the_counts(app_client: TestClient, web_db_url: str, add_provider) -> None:
+def test_home_page_shows_the_counts(ministry_client: TestClient, web_db_url: str, add_provider) -> None:
     engine = make_engine(web_db_url)
     with write_transaction(engine) as session:  # the app's worker may hold the lock; wait for it
         seed_service_lines(session)
@@ -28,7 +28,7 @@ def test_home_page_shows_the_counts(app_client: TestClient, web_db_url: str, add
     add_provider("P0002")
     add_provider("P0003")
 
-    response = app_client.get("/")
+    response = ministry_client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     html = response.text
@@ -40,8 +40,8 @@ def test_home_page_shows_the_counts(app_client: TestClient, web_db_url: str, add
     assert head_revision() in html
 
 
-def test_home_page_uses_the_base_layout(app_client: TestClient) -> None:
-    html = app_client.get("/").text
+def test_home_page_uses_the_base_layout(ministry_client: TestClient) -> None:
+    html = ministry_client.get("/").text
     assert "Client-Level Data eXchange" in html
     assert '<nav class="site-nav" aria-label="Main">' in html
     assert f"cldx {cldx.__version__}" in html
@@ -49,8 +49,8 @@ def test_home_page_uses_the_base_layout(app_client: TestClient) -> None:
     assert '<meta name="htmx-config" content=\'{"includeIndicatorStyles":false}\'>' in html
 
 
-def test_refresh_button_fetches_the_fragment(app_client: TestClient) -> None:
-    html = app_client.get("/").text
+def test_refresh_button_fetches_the_fragment(ministry_client: TestClient) -> None:
+    html = ministry_client.get("/").text
     button = re.search(r"<button[^>]*>Refresh</button>", html, re.S)
     assert button
     assert 'hx-get="/fragments/summary"' in button.group(0)
@@ -58,9 +58,9 @@ def test_refresh_button_fetches_the_fragment(app_client: TestClient) -> None:
     assert '<div id="summary"' in html
 
 
-def test_summary_fragment_is_a_partial(app_client: TestClient, add_provider) -> None:
+def test_summary_fragment_is_a_partial(ministry_client: TestClient, add_provider) -> None:
     add_provider("P0001")
-    response = app_client.get("/fragments/summary")
+    response = ministry_client.get("/fragments/summary")
     assert response.status_code == 200
     assert "<html" not in response.text
     assert "<table" in response.text

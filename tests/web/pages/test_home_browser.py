@@ -9,6 +9,12 @@ from playwright.sync_api import Page, expect
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture(autouse=True)
+def signed_in(page: Page, analyst, sign_in_browser) -> None:
+    """An analyst (code given): the whole store's counts."""
+    sign_in_browser(page, analyst)
+
+
 def test_refresh_shows_new_counts_without_reloading(page: Page, page_problems: list[str], add_provider) -> None:
     page.goto("/")
     providers = page.locator('#summary [data-count="providers"]')

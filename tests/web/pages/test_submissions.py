@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
+from cldx.access.roles import SUBMIT, VIEW_PROVIDER
 from cldx.config import Settings
+from cldx.web.auth import CSRF_HEADER, SESSION_COOKIE
 from cldx.ingest.queue import work_once
 from cldx.web.app import create_app
 from cldx.web.pages import submissions as submissions_page
@@ -73,33 +75,33 @@ def shown_count(html: str) -> str:
 
 
 def test_navigation_has_submissions_and_upload() -> None:
-    assert ("Submissions", "/submissions") in NAVIGATION
-    assert ("Upload", "/submissions/new") in NAVIGATION
+    assert ("Submissions", "/submissions", VIEW_PROVIDER) in NAVIGATION
+    assert ("Upload", "/submissions/new", SUBMIT) in NAVIGATION
 
 
 @pytest.mark.parametrize("path", ["/submissions", "/submissions/new"])
-def test_navigation_marks_the_current_page(app_client: TestClient, path: str) -> None:
-    html = app_client.get(path).text
+def test_navigation_marks_the_current_page(provider_client: TestClient, path: str) -> None:
+    html = provider_client.get(path).text
     assert f'<a href="{path}" aria-current="page">' in html
 
 
-def test_upload_page_links_every_template(app_client: TestClient) -> None:
+def test_upload_page_links_every_template(provider_client: TestClient) -> None:
     from cldx.standard import RECORD_TYPES
     from cldx.standard.templates import workbook_file_name
 
-    html = app_client.get("/submissions/new").text
+    html = provider_client.get("/submissions/new").text
     links = {a["href"] for a in Page(html).find("a") if (a.get("href") or "").startswith("/templates/")}
     assert links == {f"/templates/{rt.file_name}" for rt in RECORD_TYPES.values()} | {f"/templates/{workbook_file_name()}"}
     for link in links:
-        assert app_client.get(link).status_code == 200, link
+        assert provider_client.get(link).status_code == 200, link
 
 
 @pytest.mark.parametrize("name", ["client", "dependant", "engagement", "attendance", "assessment", "outcome"])
-def test_csv_template_header_is_the_standards_columns(app_client: TestClient, name: str) -> None:
+def test_csv_template_header_is_the_standards_columns(provider_client: TestClient, name: str) -> None:
     from cldx.standard import RECORD_TYPES
 
     rt = RECORD_TYPES[name]
-    response = app_client.get(f"/templates/{rt.file_name}")
+    response = provider_client.get(f"/templates/{rt.file_name}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert response.headers["content-disposition"] == f'attachment; filename="{rt.file_name}"'
@@ -108,7 +110,7 @@ def test_csv_template_header_is_the_standards_columns(app_client: TestClient, na
     assert rows == [rt.columns]
 
 
-def test_workbook_template_opens_and_offers_the_stored_service_lines(app_client: TestClient, web_engine, provider) -> None:
+def test_workbook_template_opens_and_offers_the_stored_service_lines(provider_client: TestClient, web_engine, provider) -> None:
     from openpyxl import load_workbook
 
     from cldx.standard import RECORD_TYPES, STANDARD_VERSION
@@ -118,7 +120,7 @@ def test_workbook_template_opens_and_offers_the_stored_service_lines(app_client:
 
     with write_transaction(web_engine) as session:
         session.add(ServiceLine(code="NEWSL", name="A service line added to the registry", description=""))
-    response = app_client.get(f"/templates/{workbook_file_name()}")
+    response = provider_client.get(f"/templates/{workbook_file_name()}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     workbook = load_workbook(io.BytesIO(response.content))
@@ -130,8 +132,8 @@ def test_workbook_template_opens_and_offers_the_stored_service_lines(app_client:
     assert {"SWIS", "NEWSL"} <= codes
 
 
-def test_unknown_template_is_404(app_client: TestClient) -> None:
-    response = app_client.get("/templates/nothing.csv")
+def test_unknown_template_is_404(provider_client: TestClient) -> None:
+    response = provider_client.get("/templates/nothing.csv")
     assert response.status_code == 404
     assert "<h1>Page not found</h1>" in response.text
 
@@ -139,8 +141,8 @@ def test_unknown_template_is_404(app_client: TestClient) -> None:
 # --- The upload page ---------------------------------------------------------------------------
 
 
-def test_upload_page_has_a_labelled_form_for_the_api(app_client: TestClient, provider) -> None:
-    response = app_client.get("/submissions/new")
+def test_upload_page_has_a_labelled_form_for_the_api(provider_client: TestClient, provider) -> None:
+    response = provider_client.get("/submissions/new")
     assert response.status_code == 200
     page = Page(response.text)
     [form] = page.find("form", id="upload-form")
@@ -163,38 +165,38 @@ def test_upload_page_has_a_labelled_form_for_the_api(app_client: TestClient, pro
     assert page.find("script", src="/static/upload.js")
 
 
-def test_upload_page_without_providers_says_how_to_add_them(app_client: TestClient) -> None:
-    html = app_client.get("/submissions/new").text
-    assert "No providers are in the registry yet" in html
-    assert "disabled" in Page(html).find("button", id="send")[0]
+def test_upload_page_offers_only_the_signed_in_provider(provider_client: TestClient, provider, add_provider) -> None:
+    add_provider("P0002", "Another provider")
+    page = Page(provider_client.get("/submissions/new").text)
+    assert [o["value"] for o in page.find("option") if o.get("value")] == [provider.code]
 
 
 @pytest.mark.parametrize("path", ["/submissions", "/submissions/new"])
-def test_pages_have_no_inline_script_or_style(app_client: TestClient, provider, faulty_upload, path: str) -> None:
-    receipt = send(app_client, faulty_upload)
+def test_pages_have_no_inline_script_or_style(provider_client: TestClient, provider, faulty_upload, path: str) -> None:
+    receipt = send(provider_client, faulty_upload)
     for url in (path, f"/submissions/{receipt['submission_id']}"):
-        page = Page(app_client.get(url).text)
+        page = Page(provider_client.get(url).text)
         assert page.inline == [], url
         for _, attrs in page.tags:
             for name in ("src", "href"):
                 if (attrs.get(name) or "").startswith("/static/"):
-                    assert app_client.get(attrs[name]).status_code == 200, attrs[name]
+                    assert provider_client.get(attrs[name]).status_code == 200, attrs[name]
 
 
-def test_upload_without_script_redirects_to_the_submission_page(app_client: TestClient, provider, faulty_upload) -> None:
-    response = app_client.post(
+def test_upload_without_script_redirects_to_the_submission_page(provider_client: TestClient, provider, faulty_upload) -> None:
+    response = provider_client.post(
         "/submissions", data={"provider": provider.code, "period": "2017-08", "mode": "partial"}, files=faulty_upload.multipart(),
         follow_redirects=False,
     )
     assert response.status_code == 303
     assert re.fullmatch(rf"/submissions/{UUID}", response.headers["location"])
-    page = app_client.get(response.headers["location"]).text
+    page = provider_client.get(response.headers["location"]).text
     assert 'data-count="rejected">4<' in page
-    assert "<dd>upload page</dd>" in page  # the submitter, until sign-in names the person
+    assert "<dd>tiaki.submitter</dd>" in page  # the submitter: who was signed in
 
 
-def test_upload_without_script_lists_what_is_missing(app_client: TestClient, provider) -> None:
-    response = app_client.post("/submissions", data={"provider": "", "period": "2017-13"}, files=[("files", ("", b"", "application/octet-stream"))])
+def test_upload_without_script_lists_what_is_missing(provider_client: TestClient, provider) -> None:
+    response = provider_client.post("/submissions", data={"provider": "", "period": "2017-13"}, files=[("files", ("", b"", "application/octet-stream"))])
     assert response.status_code == 422
     page = Page(response.text)
     [alert] = page.find("div", id="form-errors", role="alert")
@@ -205,8 +207,8 @@ def test_upload_without_script_lists_what_is_missing(app_client: TestClient, pro
     assert page.find("select", id="provider")[0].get("aria-invalid") == "true"
 
 
-def test_upload_without_script_refuses_an_unknown_provider(app_client: TestClient, provider, faulty_upload) -> None:
-    response = app_client.post("/submissions", data={"provider": "NOPE"}, files=faulty_upload.multipart())
+def test_upload_without_script_refuses_an_unknown_provider(provider_client: TestClient, provider, faulty_upload) -> None:
+    response = provider_client.post("/submissions", data={"provider": "NOPE"}, files=faulty_upload.multipart())
     assert response.status_code == 422
     assert "There is no provider &#39;NOPE&#39;" in response.text
 
@@ -214,9 +216,9 @@ def test_upload_without_script_refuses_an_unknown_provider(app_client: TestClien
 # --- A submission's page -----------------------------------------------------------------------
 
 
-def test_submission_page_shows_the_receipt(app_client: TestClient, provider, faulty_upload, expected_findings) -> None:
-    receipt = send(app_client, faulty_upload)
-    response = app_client.get(f"/submissions/{receipt['submission_id']}")
+def test_submission_page_shows_the_receipt(provider_client: TestClient, provider, faulty_upload, expected_findings) -> None:
+    receipt = send(provider_client, faulty_upload)
+    response = provider_client.get(f"/submissions/{receipt['submission_id']}")
     assert response.status_code == 200
     html = response.text
     assert f"Submission: {provider.name}, August 2017" in html
@@ -241,22 +243,22 @@ def test_submission_page_shows_the_receipt(app_client: TestClient, provider, fau
     assert "<th scope=\"col\">Sheet</th>" not in html
 
 
-def test_submission_page_links_the_findings_csv_and_each_files_rejected_rows(app_client: TestClient, provider, faulty_upload) -> None:
-    receipt = send(app_client, faulty_upload)
+def test_submission_page_links_the_findings_csv_and_each_files_rejected_rows(provider_client: TestClient, provider, faulty_upload) -> None:
+    receipt = send(provider_client, faulty_upload)
     sid = receipt["submission_id"]
-    hrefs = [a["href"] for a in Page(app_client.get(f"/submissions/{sid}").text).find("a")]
+    hrefs = [a["href"] for a in Page(provider_client.get(f"/submissions/{sid}").text).find("a")]
     assert f"/submissions/{sid}/findings.csv" in hrefs
     assert f"/api/v1/submissions/{sid}/rejected?file=clients.csv" in hrefs
     assert f"/api/v1/submissions/{sid}/rejected?file=engagements.csv" in hrefs
-    rejected = app_client.get(f"/api/v1/submissions/{sid}/rejected?file=clients.csv")
+    rejected = provider_client.get(f"/api/v1/submissions/{sid}/rejected?file=clients.csv")
     rows = list(csv.DictReader(io.StringIO(rejected.content.decode("utf-8-sig"))))
     assert [r["client_ref"] for r in rows] == ["C002", "C003"]
 
 
-def test_findings_csv_is_the_apis_csv(app_client: TestClient, provider, faulty_upload, expected_findings) -> None:
-    sid = send(app_client, faulty_upload)["submission_id"]
-    page_csv = app_client.get(f"/submissions/{sid}/findings.csv")
-    api_csv = app_client.get(f"/api/v1/submissions/{sid}/findings", headers={"Accept": "text/csv"})
+def test_findings_csv_is_the_apis_csv(provider_client: TestClient, provider, faulty_upload, expected_findings) -> None:
+    sid = send(provider_client, faulty_upload)["submission_id"]
+    page_csv = provider_client.get(f"/submissions/{sid}/findings.csv")
+    api_csv = provider_client.get(f"/api/v1/submissions/{sid}/findings", headers={"Accept": "text/csv"})
     assert page_csv.status_code == 200
     assert page_csv.headers["content-type"] == "text/csv; charset=utf-8"
     assert page_csv.headers["content-disposition"] == f'attachment; filename="findings-{sid}.csv"'
@@ -265,9 +267,9 @@ def test_findings_csv_is_the_apis_csv(app_client: TestClient, provider, faulty_u
     assert [(r["file"], int(r["row"]), r["field"], r["rule"], r["severity"]) for r in rows] == expected_findings
 
 
-def test_submission_page_filters_on_the_server_too(app_client: TestClient, provider, faulty_upload) -> None:
-    sid = send(app_client, faulty_upload)["submission_id"]
-    html = app_client.get(f"/submissions/{sid}?severity=error&file=clients.csv").text
+def test_submission_page_filters_on_the_server_too(provider_client: TestClient, provider, faulty_upload) -> None:
+    sid = send(provider_client, faulty_upload)["submission_id"]
+    html = provider_client.get(f"/submissions/{sid}?severity=error&file=clients.csv").text
     shown = [r for r in finding_rows(html) if "hidden" not in r]
     assert [(r["data-row"], r["data-rule"]) for r in shown] == [("3", "impossible-date"), ("4", "unknown-code")]
     assert len(finding_rows(html)) == 5  # all on the page, the rest hidden, so the browser can refilter
@@ -276,40 +278,42 @@ def test_submission_page_filters_on_the_server_too(app_client: TestClient, provi
 
 
 def test_submission_page_with_many_findings_filters_in_the_database(
-    app_client: TestClient, provider, faulty_upload, monkeypatch: pytest.MonkeyPatch
+    provider_client: TestClient, provider, faulty_upload, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(submissions_page, "FINDINGS_ON_PAGE", 3)
-    sid = send(app_client, faulty_upload)["submission_id"]
-    html = app_client.get(f"/submissions/{sid}").text
+    sid = send(provider_client, faulty_upload)["submission_id"]
+    html = provider_client.get(f"/submissions/{sid}").text
     assert len(finding_rows(html)) == 3
     assert shown_count(html) == "5"
     assert "The table lists the first 3" in html
     assert Page(html).find("form", id="findings-filters")[0]["data-complete"] == "false"
-    html = app_client.get(f"/submissions/{sid}?severity=warning").text
+    html = provider_client.get(f"/submissions/{sid}?severity=warning").text
     assert [r["data-rule"] for r in finding_rows(html)] == ["not-notified"]
     assert shown_count(html) == "1"
 
 
-def test_clean_submission_says_there_is_nothing_to_fix(app_client: TestClient, provider, fixed_upload) -> None:
-    sid = send(app_client, fixed_upload)["submission_id"]
-    html = app_client.get(f"/submissions/{sid}").text
+def test_clean_submission_says_there_is_nothing_to_fix(provider_client: TestClient, provider, fixed_upload) -> None:
+    sid = send(provider_client, fixed_upload)["submission_id"]
+    html = provider_client.get(f"/submissions/{sid}").text
     assert "Accepted" in html
     assert 'data-count="rejected">0<' in html
     assert "rejected?file=" not in html
 
 
-def test_unknown_submission_is_a_404_page(app_client: TestClient) -> None:
+def test_unknown_submission_is_a_404_page(provider_client: TestClient) -> None:
     for path in ("/submissions/00000000-0000-0000-0000-000000000000", "/submissions/nope/findings.csv"):
-        response = app_client.get(path)
+        response = provider_client.get(path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("text/html")
         assert "<h1>Page not found</h1>" in response.text
 
 
-def test_queued_submission_shows_progress_until_the_worker_is_done(web_db_url: str, provider, faulty_upload) -> None:
+def test_queued_submission_shows_progress_until_the_worker_is_done(web_db_url: str, provider, faulty_upload, provider_user,
+                                                                   session_cookie) -> None:
     settings = Settings(database_url=web_db_url, queue_threshold_bytes=1, embedded_worker=False)
     app = create_app(settings)
-    with TestClient(app) as client:
+    session_id, csrf_token = session_cookie(provider_user)
+    with TestClient(app, base_url="https://testserver", cookies={SESSION_COOKIE: session_id}, headers={CSRF_HEADER: csrf_token}) as client:
         response = client.post(
             "/submissions", data={"provider": provider.code, "period": "2017-08"}, files=faulty_upload.multipart(), follow_redirects=False
         )
@@ -334,30 +338,30 @@ def test_queued_submission_shows_progress_until_the_worker_is_done(web_db_url: s
 # --- The list ----------------------------------------------------------------------------------
 
 
-def test_submissions_list_is_empty_at_first(app_client: TestClient) -> None:
-    response = app_client.get("/submissions")
+def test_submissions_list_is_empty_at_first(provider_client: TestClient) -> None:
+    response = provider_client.get("/submissions")
     assert response.status_code == 200
     assert "No submissions yet." in response.text
 
 
 def test_submissions_list_is_newest_first_and_paginated(
-    app_client: TestClient, provider, faulty_upload, fixed_upload, monkeypatch: pytest.MonkeyPatch
+    provider_client: TestClient, provider, faulty_upload, fixed_upload, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(submissions_page, "PAGE_SIZE", 2)
-    ids = [send(app_client, upload)["submission_id"] for upload in (faulty_upload, fixed_upload, fixed_upload)]
+    ids = [send(provider_client, upload)["submission_id"] for upload in (faulty_upload, fixed_upload, fixed_upload)]
 
-    first = app_client.get("/submissions").text
+    first = provider_client.get("/submissions").text
     assert re.findall(rf'data-submission="({UUID})"', first) == [ids[2], ids[1]]
     assert f'href="/submissions/{ids[2]}"' in first
     assert "Page 1 of 2" in first and 'href="/submissions?page=2"' in first
-    second = app_client.get("/submissions?page=2").text
+    second = provider_client.get("/submissions?page=2").text
     assert re.findall(rf'data-submission="({UUID})"', second) == [ids[0]]
     assert "Partly accepted" in second and "<td>2017-08</td>" in second
     assert 'href="/submissions?page=1"' in second
     row = re.search(rf'data-submission="{ids[0]}">(.*?)</tr>', second, re.S).group(1)
     assert re.findall(r'<td class="num">(\d+)</td>', row) == ["3", "0", "0", "1", "4"]  # new ... rejected
-    assert app_client.get("/submissions?page=0").status_code == 422
-    assert "No submissions on this page" in app_client.get("/submissions?page=9").text
+    assert provider_client.get("/submissions?page=0").status_code == 422
+    assert "No submissions on this page" in provider_client.get("/submissions?page=9").text
 
 
 # --- A workbook --------------------------------------------------------------------------------
@@ -381,39 +385,39 @@ def filled_workbook(rows: dict[str, list[dict[str, str]]]) -> bytes:
     return buffer.getvalue()
 
 
-def test_workbook_findings_show_the_sheet_and_rejected_rows_come_per_sheet(app_client: TestClient, provider) -> None:
+def test_workbook_findings_show_the_sheet_and_rejected_rows_come_per_sheet(provider_client: TestClient, provider) -> None:
     client = dict(family_name="Smith", given_names="Jane", gender="2", primary_ethnicity="11", area="153200",
                   notified_of_sharing_on="2017-04-25", identity_consent="y")
     data = filled_workbook({
         "clients": [dict(client, client_ref="C001", date_of_birth="31/02/2009"), dict(client, client_ref="C002", date_of_birth="2009-02-01")],
         "engagements": [dict(engagement_ref="E001", client_ref="C999", service_code="SWIS", start_date="2017-04-28")],
     })
-    response = app_client.post("/api/v1/submissions", data={"provider": provider.code, "period": "2017-08"},
+    response = provider_client.post("/api/v1/submissions", data={"provider": provider.code, "period": "2017-08"},
                                files=[("files", ("monthly.xlsx", data, "application/octet-stream"))])
     assert response.status_code == 201
     sid = response.json()["submission_id"]
-    html = app_client.get(f"/submissions/{sid}").text
+    html = provider_client.get(f"/submissions/{sid}").text
     assert '<th scope="col">Sheet</th>' in html
     assert "<td>clients</td>" in html and "<td>engagements</td>" in html
     hrefs = [a["href"] for a in Page(html).find("a", **{"class": "to-fix"})]
     assert hrefs == [f"/api/v1/submissions/{sid}/rejected?file=monthly.xlsx&sheet=clients",
                      f"/api/v1/submissions/{sid}/rejected?file=monthly.xlsx&sheet=engagements"]
     # Each sheet's rows under its own header, with only its own errors (both are row 2).
-    clients = app_client.get(hrefs[0])
+    clients = provider_client.get(hrefs[0])
     assert clients.headers["content-disposition"] == 'attachment; filename="monthly-clients-to-fix.csv"'
     [row] = list(csv.DictReader(io.StringIO(clients.content.decode("utf-8-sig"))))
     assert row["client_ref"] == "C001" and "date_of_birth" in row["cldx_errors"] and "C999" not in row["cldx_errors"]
-    [row] = list(csv.DictReader(io.StringIO(app_client.get(hrefs[1]).content.decode("utf-8-sig"))))
+    [row] = list(csv.DictReader(io.StringIO(provider_client.get(hrefs[1]).content.decode("utf-8-sig"))))
     assert row["engagement_ref"] == "E001" and row["cldx_errors"].startswith("client_ref:")
 
 
-def test_odd_ids_and_filters_are_answered_not_500(app_client: TestClient, provider, faulty_upload) -> None:
-    sid = send(app_client, faulty_upload)["submission_id"]
-    assert app_client.get("/submissions/%00").status_code == 404
-    assert app_client.get(f"/submissions/{sid}%00/findings.csv").status_code == 404
-    assert app_client.get(f"/submissions/{sid}", params={"file": "clients.csv\x00"}).status_code == 422
-    assert app_client.get(f"/submissions/{sid}", params={"rule": "x" * 41}).status_code == 422
+def test_odd_ids_and_filters_are_answered_not_500(provider_client: TestClient, provider, faulty_upload) -> None:
+    sid = send(provider_client, faulty_upload)["submission_id"]
+    assert provider_client.get("/submissions/%00").status_code == 404
+    assert provider_client.get(f"/submissions/{sid}%00/findings.csv").status_code == 404
+    assert provider_client.get(f"/submissions/{sid}", params={"file": "clients.csv\x00"}).status_code == 422
+    assert provider_client.get(f"/submissions/{sid}", params={"rule": "x" * 41}).status_code == 422
     # An unknown value is just a filter that matches nothing.
-    html = app_client.get(f"/submissions/{sid}", params={"severity": "fatal"}).text
+    html = provider_client.get(f"/submissions/{sid}", params={"severity": "fatal"}).text
     assert shown_count(html) == "0"
     assert '<p id="no-match" class="hint">' in html

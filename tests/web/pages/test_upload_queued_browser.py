@@ -16,6 +16,12 @@ from cldx.ingest.queue import work_once
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture(autouse=True)
+def signed_in(page: Page, provider_user, sign_in_browser) -> None:
+    """The seeded provider's submitter."""
+    sign_in_browser(page, provider_user)
+
 SUBMISSION_URL = re.compile(r"/submissions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 RECEIPT_API = re.compile(r"/api/v1/submissions/[0-9a-f-]{36}$")
 
