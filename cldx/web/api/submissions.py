@@ -30,7 +30,9 @@ from starlette.datastructures import UploadFile
 from cldx.ingest.queue import enqueue, progress
 from cldx.ingest.sources import SourceFile
 from cldx.ingest.submit import MODES, UnknownProvider, quarantined_cells, receipt_for, submit
+from cldx.access import audit
 from cldx.access.roles import SUBMIT
+from cldx.store import write_transaction
 from cldx.store.models import Provider, QuarantinedRow, SubmissionFinding
 from cldx.web.auth import PrincipalDep, providers_with
 from cldx.web.deps import SessionDep, SettingsDep
@@ -225,10 +227,11 @@ def read_findings(
 
 @router.get("/{submission_id}/rejected", summary="The rejected rows of one file, with an errors column, ready to fix and send again",
             responses={200: {"content": {"text/csv": {}}}})
-def read_rejected(submission_id: str, request: Request, session: SessionDep, file: Annotated[str, Query(max_length=255, pattern=NO_CONTROL)],
+def read_rejected(submission_id: str, request: Request, session: SessionDep, principal: PrincipalDep,
+                  file: Annotated[str, Query(max_length=255, pattern=NO_CONTROL)],
                   sheet: Annotated[str | None, Query(max_length=100, pattern=NO_CONTROL, description="For a workbook: one sheet (record type) per CSV.")] = None) -> Response:
     """The provider's own rejected rows exactly as sent, plus `cldx_errors`: fix them in Excel and send the file again."""
-    submission_for(request, session, submission_id)
+    submission = submission_for(request, session, submission_id)
     rows_query = select(QuarantinedRow).where(QuarantinedRow.submission_id == submission_id, QuarantinedRow.file == file)
     findings_query = select(SubmissionFinding).where(SubmissionFinding.submission_id == submission_id, SubmissionFinding.file == file,
                                                      SubmissionFinding.severity == "error")
@@ -236,6 +239,13 @@ def read_rejected(submission_id: str, request: Request, session: SessionDep, fil
         rows_query = rows_query.where(QuarantinedRow.sheet == sheet)
         findings_query = findings_query.where(SubmissionFinding.sheet == sheet)
     rows = list(session.scalars(rows_query.order_by(QuarantinedRow.sheet, QuarantinedRow.row)))
+    if rows:
+        # Rejected rows are opened from their seal and may hold names: an identity read, audited
+        # (in its own short transaction: the request's session only reads).
+        with write_transaction(request.app.state.engine) as audit_session:
+            audit.record(audit_session, actor=principal.name[:100], action="identity-read", target=submission_id,
+                         provider_id=submission.provider_id, purpose="the provider's own rejected rows, to fix and send again",
+                         detail={"file": file, "sheet": sheet, "rows": len(rows)})
     notes: dict[tuple[str | None, int], list[str]] = {}  # by sheet and row: a workbook's sheets share row numbers
     for f in session.scalars(findings_query):
         notes.setdefault((f.sheet, f.row), []).append(f"{f.field or 'row'}: {f.message} {f.fix}")

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from cldx.access import tokens
 from cldx.config import Settings
-from cldx.store import transaction
+from cldx.access.audit import list_events
+from cldx.store import read_transaction, transaction
 from cldx.store.models import Provider
 from cldx.store.registry import seed_service_lines
 from cldx.web.app import create_app
@@ -65,7 +66,7 @@ def test_files_give_a_receipt_with_exact_findings(client):
     assert again["counts"] == receipt["counts"] and len(again["findings"]) == 3
 
 
-def test_findings_as_csv_and_rejected_rows_to_fix_are_neutralised(client):
+def test_findings_as_csv_and_rejected_rows_to_fix_are_neutralised(client, engine):
     submission_id = post_files(client).json()["submission_id"]
     response = client.get(f"/api/v1/submissions/{submission_id}/findings", headers={"accept": "text/csv"})
     assert response.headers["content-type"].startswith("text/csv")
@@ -76,6 +77,10 @@ def test_findings_as_csv_and_rejected_rows_to_fix_are_neutralised(client):
     assert [r["client_ref"] for r in fixed] == ["A-2"]
     assert fixed[0]["given_names"] == "'=HYPERLINK(\"x\")"  # a formula never reaches Excel as one
     assert "date_of_birth" in fixed[0]["cldx_errors"] and "gender" in fixed[0]["cldx_errors"]
+    # Opening rejected rows (they hold names) is an identity read, and the trail says so.
+    with read_transaction(engine) as session:
+        [read] = list_events(session, action="identity-read", limit=5)
+    assert (read.target, read.purpose) == (submission_id, "the provider's own rejected rows, to fix and send again")
 
 
 def test_json_batch_and_all_or_nothing_mode(client):
