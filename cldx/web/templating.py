@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 import cldx
-from cldx.access.roles import SUBMIT, VIEW_PROVIDER, Principal
+from cldx.access.roles import PROVIDER_CAPABILITIES, READ_IDENTITY, SUBMIT, VIEW_AUDIT, VIEW_PROVIDER, Principal
 from cldx.standard import STANDARD_NAME, STANDARD_VERSION
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -28,21 +28,31 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 PRODUCT_NAME = "Client-Level Data eXchange"
 
-# (label, path, provider capability needed or None) in the order the header shows them; later
-# pages add themselves here. A link shows only to a principal who may open the page.
+# (label, path, capability needed or None) in the order the header shows them; later pages add
+# themselves here. A link shows only to a principal who may open the page: a provider capability
+# for one of the principal's providers, a ministry capability (VIEW_AUDIT, ...) held at all.
 NAVIGATION: tuple[tuple[str, str, str | None], ...] = (
     ("Home", "/", None),
     ("Submissions", "/submissions", VIEW_PROVIDER),
     ("Upload", "/submissions/new", SUBMIT),
+    ("Privacy Act requests", "/privacy/requests", READ_IDENTITY),
+    ("Audit trail", "/privacy/audit", VIEW_AUDIT),
 )
+
+
+def _may(principal: Principal, capability: str | None) -> bool:
+    if capability is None:
+        return True
+    if capability in PROVIDER_CAPABILITIES:
+        return any(principal.can(capability, p) for p in principal.provider_ids)
+    return principal.can(capability)
 
 
 def navigation_for(principal: Principal | None) -> list[tuple[str, str]]:
     """The (label, path) links a principal may follow; none before sign-in."""
     if principal is None:
         return []
-    return [(label, path) for label, path, capability in NAVIGATION
-            if capability is None or any(principal.can(capability, p) for p in principal.provider_ids)]
+    return [(label, path) for label, path, capability in NAVIGATION if _may(principal, capability)]
 
 
 @jinja2.pass_context

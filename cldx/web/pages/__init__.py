@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import home, sign_in, submissions, templates_download
+from . import home, privacy, sign_in, submissions, templates_download
 
 pages_router = APIRouter(include_in_schema=False)
 pages_router.include_router(sign_in.router)
 pages_router.include_router(home.router)
 pages_router.include_router(submissions.router)
 pages_router.include_router(templates_download.router)
+pages_router.include_router(privacy.router)
