@@ -83,7 +83,8 @@ class Found:
     matches: list[Match] = field(default_factory=list)
 
 
-def _subject(vault: Vault, request: PrivacyRequest) -> Subject:
+def subject_of(vault: Vault, request: PrivacyRequest) -> Subject:
+    """Whom the request is about, as the privacy officer recorded it when opening it."""
     values = json.loads(vault.keys.open(request.subject, SUBJECT_PLACE))
     return Subject(values["family_name"], values["given_names"], date.fromisoformat(values["date_of_birth"]))
 
@@ -137,7 +138,7 @@ def find_person(session: Session, vault: Vault, reference: str, *, actor: str) -
     """Every client and dependant record held about the request's subject. Audited as an identity read."""
     set_scope(session.connection(), everything=True)
     request = _request(session, reference)
-    subject = _subject(vault, request)
+    subject = subject_of(vault, request)
     month = f"{subject.date_of_birth:%Y-%m}"
     found = Found(request.reference)
     opened = 0

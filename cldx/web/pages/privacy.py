@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from cldx.access.audit import ACTIONS, verify
 from cldx.access.roles import READ_IDENTITY, VIEW_AUDIT
 from cldx.identity import requests as privacy_requests
-from cldx.identity.requests import KINDS, SUBJECT_PLACE, Found, RequestError
+from cldx.identity.requests import KINDS, Found, RequestError
 from cldx.identity.vault import vault_of
 from cldx.store.db import write_transaction
 from cldx.store.models import AuditEvent, PrivacyRequest, Provider
@@ -200,9 +200,6 @@ def _request_row(session: Session, reference: str) -> PrivacyRequest:
     return row
 
 
-def _subject(request: Request, row: PrivacyRequest) -> dict[str, str]:
-    """Whom the request is about, as the privacy officer recorded it when opening it."""
-    return json.loads(vault_of(request.app.state.engine).keys.open(row.subject, SUBJECT_PLACE))
 
 
 def _list_context(request: Request, session: Session, *, values: dict[str, str] | None = None,
@@ -271,7 +268,7 @@ def open_privacy_request(
 def _request_context(request: Request, row: PrivacyRequest, *, found: Found | None = None, error: str = "") -> dict[str, Any]:
     return {
         "item": row,
-        "subject": _subject(request, row),
+        "subject": privacy_requests.subject_of(vault_of(request.app.state.engine), row),
         "kind_label": KIND_LABELS.get(row.kind, row.kind),
         "found": found,
         "error": error,
