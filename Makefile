@@ -5,7 +5,7 @@ CLDX   := $(VENV)/bin/cldx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: demo test setup docs standard-docs bench clean
+.PHONY: demo test setup docs standard-docs bench bench-reports clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,3 +37,8 @@ clean:
 bench: setup
 	@$(PYTHON) -c "import frictionless, pandas" 2>/dev/null || $(PYTHON) -m pip install --quiet -e '.[dev,bench]'
 	$(PYTHON) -m benchmarks.ingest $(BENCH_ARGS)
+
+# Report benchmark (benchmarks/reports.py): reach by three dimensions at 1,000,000 clients on SQLite
+# and PostgreSQL, disclosure control included, beside a bare DuckDB GROUP BY. `BENCH_ARGS=--quick` for a smoke run.
+bench-reports: setup
+	$(PYTHON) -m benchmarks.reports $(BENCH_ARGS)

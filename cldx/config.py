@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="The secret that keys person pseudonyms (created by `cldx init`, owner-only; keep it apart from the data and never change it).",
     )
 
+    analytic_dir: Path = Field(
+        Path("cldx-analytic"),
+        description="Where the analytic layer (pseudonymised Parquet copy of the records, one file per table and provider) is kept; rebuilt from the store when missing.",
+    )
+
     @property
     def sqlalchemy_url(self) -> str:
         """The URL with the psycopg 3 driver named, so `postgresql://` works as people write it."""

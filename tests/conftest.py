@@ -44,6 +44,14 @@ def key_files(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
             os.environ[name] = value
 
 
+@pytest.fixture(autouse=True)
+def analytic_dir(tmp_path, monkeypatch) -> Path:
+    """Each test's own analytic layer folder, so no test writes one into the working directory."""
+    folder = tmp_path / "analytic"
+    monkeypatch.setenv("CLDX_ANALYTIC_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def vault(key_files) -> Vault:
     return open_vault(*key_files)

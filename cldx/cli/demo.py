@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
             f"{totals.get('changed', 0):,} changed, {totals.get('rejected', 0):,} rejected (planted faults and what hangs off them)."
         )
         make_demo_accounts(settings, data / ACCOUNTS_FILE, sorted(schedule)[:DEMO_PROVIDERS])
+        _build_analytic_layer(settings)
         _show_accounts(data)
 
 
@@ -113,6 +114,21 @@ def make_demo_accounts(settings, path: Path, providers: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)
+
+
+def _build_analytic_layer(settings) -> None:
+    """Build the reports' analytic layer now, so the first report page opens at once."""
+    from cldx.analysis.layer import layer_for
+    from cldx.identity.vault import open_store
+
+    engine = open_store(settings)
+    try:
+        with Progress(TextColumn("building the analytic layer"), BarColumn(), MofNCompleteColumn(), TextColumn("providers"),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("layer", total=None)
+            layer_for(settings.analytic_dir, engine).refresh(progress=lambda done, total: bar.update(task, completed=done, total=total))
+    finally:
+        engine.dispose()
 
 
 def _show_accounts(data: Path) -> None:

@@ -13,6 +13,7 @@ from . import identity as identity_cmd
 from . import keys as keys_cmd
 from . import privacy as privacy_cmd
 from . import registry as registry_cmd
+from . import report as report_cmd
 from . import rules as rules_cmd
 from . import serve as serve_cmd
 from . import standard as standard_cmd
@@ -33,6 +34,8 @@ generate_cmd.register(app)
 submit_cmd.register(app)
 demo_cmd.register(app)
 identity_cmd.register(app)
+report_cmd.register(app)
+app.add_typer(report_cmd.analytic_app, name="analytic")
 app.add_typer(standard_cmd.app, name="standard")
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(rules_cmd.app, name="rules")

@@ -1,20 +1,41 @@
-"""Disclosure control: suppression, rounding and k-anonymity as pure functions on tables.
+"""Disclosure control: suppression, rounding and released outputs as pure functions on tables.
 
+Everything that leaves a provider's scope is made here (`protect`, `exact_table`,
+`aggregate_table`, `statistics_table`) and can be checked with `is_released`.
 May import nothing else in cldx.
 """
 
-from .release import RULES_VERSION, ReleasedTable, ReleasedValue, Statistic, mean, percentage, protect, rules
+from .provenance import is_released
+from .release import RULES_VERSION, ReleasedTable, ReleasedValue, aggregate_table, exact_table, protect, rules
 from .rounding import cell_identity, rr3
+from .statistics import (
+    Statistic,
+    StatisticsTable,
+    exact_statistic,
+    mean,
+    percentage,
+    statistic,
+    statistics_rules,
+    statistics_table,
+)
 
 __all__ = [
     "RULES_VERSION",
     "ReleasedTable",
     "ReleasedValue",
     "Statistic",
+    "StatisticsTable",
+    "aggregate_table",
     "cell_identity",
+    "exact_statistic",
+    "exact_table",
+    "is_released",
     "mean",
     "percentage",
     "protect",
     "rr3",
     "rules",
+    "statistic",
+    "statistics_rules",
+    "statistics_table",
 ]

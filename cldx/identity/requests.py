@@ -230,9 +230,15 @@ def correct(session: Session, vault: Vault, reference: str, *, provider: str, re
         session.execute(update(table).where(table.c.provider_id == match.provider_id, table.c[key] == ref)
                         .values({field_name: vault.keys.seal(value, f"{table.name}.{field_name}")}))
         if field_name == "date_of_birth":
+            # The birth month is analytic: keep its old value in the history, as for any analytic
+            # correction (the analytic layer also sees from the history that the record changed).
             record = model.__table__
-            session.execute(update(record).where(record.c.provider_id == match.provider_id, record.c[key] == ref)
-                            .values(birth_year_month=value[:7]))
+            row = session.execute(select(record).where(record.c.provider_id == match.provider_id, record.c[key] == ref)).one()
+            session.add(RecordHistory(record_type=record_type, record_id=row.id, provider_id=match.provider_id,
+                                      submission_id=row.last_submission_id, change="corrected",
+                                      previous=json.dumps({"birth_year_month": row.birth_year_month})))
+            session.execute(update(record).where(record.c.id == row.id)
+                            .values(birth_year_month=value[:7], updated_at=datetime.now(timezone.utc)))
     else:
         record = model.__table__
         row = session.execute(select(record).where(record.c.provider_id == match.provider_id, record.c[key] == ref)).one()

@@ -295,6 +295,11 @@ class Vault:
             self.keys.open_series(frame[c], f"{table}.{c}", pl.Date if c in dates else pl.String) for c in columns if c in frame.columns
         )
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A secret for one purpose (for example the direction of RR3 rounding), derived from the
+        linkage secret so no further file needs keeping; purposes never share a key."""
+        return hmac.new(self.linkage_secret, f"cldx derived key: {purpose}".encode(), hashlib.sha256).digest()
+
     def person_keys(self, slks: pl.Series) -> pl.Series:
         """HMAC-SHA256 of each SLK under the linkage secret, as hex; null SLKs stay null."""
         secret = self.linkage_secret

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -206,7 +207,12 @@ class RecordHistory(Base):
     """What a record looked like before a submission changed or withdrew it."""
 
     __tablename__ = "record_history"
-    __table_args__ = (Index("ix_record_history_record", "record_type", "record_id"),)
+    __table_args__ = (
+        Index("ix_record_history_record", "record_type", "record_id"),
+        # The analytic layer's "was anything corrected since?" question (migration 0010).
+        Index("ix_record_history_corrected", "provider_id", "id",
+              postgresql_where=text("change = 'corrected'"), sqlite_where=text("change = 'corrected'")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     record_type: Mapped[str] = mapped_column(String(20))

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 import cldx
-from cldx.access.roles import PROVIDER_CAPABILITIES, READ_IDENTITY, SUBMIT, VIEW_AUDIT, VIEW_PROVIDER, Principal
+from cldx.access.roles import PROVIDER_CAPABILITIES, READ_IDENTITY, SUBMIT, VIEW_ANALYSIS, VIEW_AUDIT, VIEW_PROVIDER, Principal
 from cldx.standard import STANDARD_NAME, STANDARD_VERSION
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -28,21 +28,24 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 PRODUCT_NAME = "Client-Level Data eXchange"
 
-# (label, path, capability needed or None) in the order the header shows them; later pages add
-# themselves here. A link shows only to a principal who may open the page: a provider capability
-# for one of the principal's providers, a ministry capability (VIEW_AUDIT, ...) held at all.
-NAVIGATION: tuple[tuple[str, str, str | None], ...] = (
+# (label, path, capability needed (or any of several) or None) in the order the header shows them;
+# later pages add themselves here. A link shows only to a principal who may open the page: a
+# provider capability for one of the principal's providers, a ministry capability held at all.
+NAVIGATION: tuple[tuple[str, str, str | tuple[str, ...] | None], ...] = (
     ("Home", "/", None),
     ("Submissions", "/submissions", VIEW_PROVIDER),
     ("Upload", "/submissions/new", SUBMIT),
+    ("Reports", "/reports", (VIEW_ANALYSIS, VIEW_PROVIDER)),
     ("Privacy Act requests", "/privacy/requests", READ_IDENTITY),
     ("Audit trail", "/privacy/audit", VIEW_AUDIT),
 )
 
 
-def _may(principal: Principal, capability: str | None) -> bool:
+def _may(principal: Principal, capability: str | tuple[str, ...] | None) -> bool:
     if capability is None:
         return True
+    if isinstance(capability, tuple):
+        return any(_may(principal, c) for c in capability)
     if capability in PROVIDER_CAPABILITIES:
         return any(principal.can(capability, p) for p in principal.provider_ids)
     return principal.can(capability)
@@ -115,6 +118,7 @@ def render(
         "principal": principal,
         "csrf_token": auth.csrf_token if auth is not None else None,
         "navigation": navigation_for(principal),
+        "charts": False,  # a page with charts says so, and only it loads the chart scripts
         **(context or {}),
     }
     return templates.TemplateResponse(request, name, context, status_code=status_code, headers=headers)

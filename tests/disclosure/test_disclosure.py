@@ -98,7 +98,7 @@ grids = st.integers(2, 5).flatmap(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grids)
 def test_protected_table_properties(grid):
     released = protect(frame(grid), key=KEY, measure="clients", threshold=T)

@@ -34,6 +34,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
+from cldx.analysis.reports import REPORTS
 import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
@@ -467,7 +469,8 @@ SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 # with A's and with B's), a Privacy Act request (a stated purpose), or something of nobody's.
 PROVIDER_PARAMS = {"submission_id"}
 PURPOSE_PARAMS = {"reference"}
-FIXED_PARAMS = {"file_name": [MATRIX_FILE]}
+# Every report, by name: each is asked of every persona (ministry view, a provider's own, or 403).
+FIXED_PARAMS = {"file_name": [MATRIX_FILE], "name": sorted(REPORTS)}
 REQUIRED_QUERY = {"file": MATRIX_FILE}
 MOUNTS_WITHOUT_DATA = {"/static"}
 # Kept out of the before/after comparison: the trail records refusals (not provider data), and a

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from cldx.web.schemas import ErrorPublic
 
-from . import submissions, summary
+from . import reports, submissions, summary
 
 API_PREFIX = "/api/v1"
 
@@ -27,3 +27,4 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 api_router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
 api_router.include_router(summary.router)
 api_router.include_router(submissions.router)
+api_router.include_router(reports.router)

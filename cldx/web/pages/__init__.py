@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import home, privacy, sign_in, submissions, templates_download
+from . import home, privacy, reports, sign_in, submissions, templates_download
 
 pages_router = APIRouter(include_in_schema=False)
 pages_router.include_router(sign_in.router)
@@ -17,3 +17,4 @@ pages_router.include_router(home.router)
 pages_router.include_router(submissions.router)
 pages_router.include_router(templates_download.router)
 pages_router.include_router(privacy.router)
+pages_router.include_router(reports.router)

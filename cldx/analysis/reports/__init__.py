@@ -1,0 +1,28 @@
+"""The reports: each a module with NAME, TITLE, DEFAULT_BY and `run(context, period=, by=, audience=)`.
+
+`REPORTS` is the one list the CLI (`cldx report NAME`), the API (`/api/v1/reports/{name}`) and
+the pages serve; adding a report here adds it everywhere.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import reach
+from .base import MINISTRY, Audience, Chart, Period, Report, ReportContext, ReportError, Section
+
+REPORTS: dict[str, ModuleType] = {m.NAME: m for m in (reach,)}
+
+
+def run_report(name: str, context: ReportContext, *, period: Period | str | None = None,
+               by: list[str] | str | None = None, audience: Audience = MINISTRY) -> Report:
+    """Run one report by name (ReportError for an unknown name or bad parameters)."""
+    module = REPORTS.get(name)
+    if module is None:
+        raise ReportError(f"no report {name!r}: choose from {', '.join(REPORTS)}")
+    if not isinstance(period, Period):
+        period = Period.parse(period)
+    return module.run(context, period=period, by=by, audience=audience)
+
+
+__all__ = ["MINISTRY", "REPORTS", "Audience", "Chart", "Period", "Report", "ReportContext", "ReportError", "Section", "run_report"]
