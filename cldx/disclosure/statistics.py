@@ -16,7 +16,7 @@ from dataclasses import InitVar, dataclass, field
 from .provenance import _STAMP, Sealed, released_output, require_stamp
 from .release import RULES_VERSION, SUPPRESSED_CSV, TOTAL_LABEL, ReleasedValue
 
-_MADE_BY = "percentage, mean, statistic or exact_statistic"
+_MADE_BY = "percentage, percentage_of, mean, statistic or exact_statistic"
 
 @dataclass(frozen=True)
 class Statistic(Sealed):
@@ -39,23 +39,69 @@ class Statistic(Sealed):
 _HIDDEN = Statistic(None, None, None, True, stamp=_STAMP)
 
 
-def percentage(numerator: int, base: int, *, threshold: int = 6, z: float = 1.96, digits: int = 1) -> Statistic:
-    """Percentage with a Wilson interval, only when the base is releasable (>= threshold) and
-    the numerator is not itself a suppressible count (a percentage of a known base would give
-    it back)."""
-    if base < threshold or 0 < numerator < threshold or not 0 <= numerator <= base:
-        return _HIDDEN
+def _wilson_percent(numerator: int, base: int, z: float, digits: int) -> tuple[float, float, float]:
+    """numerator / base in percent with its Wilson interval, rounded; 0 <= numerator <= base > 0."""
     p = numerator / base
     denom = 1 + z * z / base
     centre = (p + z * z / (2 * base)) / denom
     half = z * math.sqrt(p * (1 - p) / base + z * z / (4 * base * base)) / denom
-    return Statistic(
-        round(100 * p, digits),
-        round(100 * max(0.0, centre - half), digits),
-        round(100 * min(1.0, centre + half), digits),
-        False,
-        stamp=_STAMP,
-    )
+    return round(100 * p, digits), round(100 * max(0.0, centre - half), digits), round(100 * min(1.0, centre + half), digits)
+
+
+def percentage(numerator: int, base: int, *, threshold: int = 6, z: float = 1.96, digits: int = 1) -> Statistic:
+    """Percentage with a Wilson interval, only when the base is releasable (>= threshold) and
+    the numerator is not itself a suppressible count (a percentage of a known base would give
+    it back).
+
+    For counts that are not released anywhere. Where the numerator or the base is released (in
+    the same report or another), use `percentage_of` on the released values: a percentage of
+    exact counts shown beside their RR3-rounded release gives the exact counts back."""
+    if base < threshold or 0 < numerator < threshold or not 0 <= numerator <= base:
+        return _HIDDEN
+    return Statistic(*_wilson_percent(numerator, base, z, digits), False, stamp=_STAMP)
+
+
+def _released_count(value: object, what: str) -> ReleasedValue:
+    if not isinstance(value, ReleasedValue):
+        raise TypeError(
+            f"{what} must be a ReleasedValue from a released table, got {type(value).__name__}: a percentage "
+            "of released counts is computed from the released (rounded) values, never from exact counts"
+        )
+    if not value.suppressed and (isinstance(value.value, bool) or not isinstance(value.value, numbers.Integral)
+                                 or value.value < 0):
+        raise ValueError(f"{what} must be a count, got {value.value!r}")
+    return value
+
+
+def percentage_of(
+    numerator: ReleasedValue, base: ReleasedValue, *, threshold: int = 6, z: float = 1.96, digits: int = 1
+) -> Statistic:
+    """`numerator` as a percentage of `base`, with a Wilson interval, computed from the two values
+    as released: the RR3-rounded counts, never the exact ones. (A percentage of the exact counts
+    shown beside the rounded ones gives the exact counts back: 53.8% of about 15 can only be 7 of
+    13.) So the percentage says nothing the released counts do not.
+
+    Hidden when either value is suppressed or the released base is under `threshold`. Rounding
+    the two counts independently can put the numerator above the base (8 of 8 may be released as
+    9 of 6, 10 of 11 as 12 of 9): the percentage is then capped at 100.0, with the interval of a
+    numerator equal to the base. Both values exact (a provider's own figures, from `exact_table`):
+    the exact percentage, marked exact, for that provider only, hidden only over a base of 0.
+    An exact value over a controlled one (or the reverse) raises ValueError: they are for
+    different readers. Bare numbers raise TypeError.
+    """
+    numerator, base = _released_count(numerator, "numerator"), _released_count(base, "base")
+    if numerator.exact != base.exact:
+        raise ValueError("a percentage needs both counts exact (a provider's own) or both controlled")
+    if numerator.suppressed or base.suppressed:
+        return _HIDDEN
+    part, whole = int(numerator.value), int(base.value)
+    if base.exact:
+        if whole == 0:
+            return _HIDDEN
+        return Statistic(*_wilson_percent(min(part, whole), whole, z, digits), False, exact=True, stamp=_STAMP)
+    if whole < max(1, threshold):
+        return _HIDDEN
+    return Statistic(*_wilson_percent(min(part, whole), whole, z, digits), False, stamp=_STAMP)
 
 
 def mean(values: list[float], *, threshold: int = 6, z: float = 1.96, digits: int = 2) -> Statistic:
@@ -109,6 +155,7 @@ def statistics_rules(threshold: int) -> list[str]:
     return [
         f"percentages only over bases of at least {threshold}, and not when the count behind "
         f"them is 1 to {threshold - 1}",
+        "a percentage of counts released here is computed from the released (rounded) counts",
         f"means and other derived statistics only over at least {threshold} people",
         "counts come from released tables (suppressed and RR3-rounded, or a provider's own exact figures)",
         "a suppressed value is null with suppressed=true in JSON and S in CSV",

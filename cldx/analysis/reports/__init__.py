@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import reach
+from . import cohorts, compliance, coverage, outcomes, practice, providers, reach
 from .base import MINISTRY, Audience, Chart, Period, Report, ReportContext, ReportError, Section
 
-REPORTS: dict[str, ModuleType] = {m.NAME: m for m in (reach,)}
+REPORTS: dict[str, ModuleType] = {m.NAME: m for m in (reach, outcomes, providers, cohorts, coverage, compliance, practice)}
 
 
 def run_report(name: str, context: ReportContext, *, period: Period | str | None = None,

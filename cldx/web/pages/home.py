@@ -30,7 +30,7 @@ LATEST_SUBMISSIONS = 5
 
 # What each ministry role is for, in a line (provider roles get their organisation's page).
 ROLE_NOTES: dict[str, str] = {
-    "analyst": "Analysts see disclosure-controlled tables and pseudonymised records across providers; those pages come next.",
+    "analyst": "Analysts see disclosure-controlled tables across providers: reach, outcomes, provider and cohort comparisons, coverage and compliance (Reports).",
     "research-requester": "Research requesters may ask for a de-identified research (IDI) extract.",
     "privacy-officer": "Privacy officers open identifying values for Privacy Act work, with a stated purpose (cldx privacy); every opening is audited.",
     "administrator": "Administrators manage users, roles, API tokens and the registry (cldx users, cldx tokens, cldx registry); they see no client data.",

@@ -37,7 +37,7 @@ def test_an_analyst_signs_in_with_password_and_code_and_lands_on_the_home_page(p
     expect(page.get_by_role("heading", name="What the database holds")).to_be_visible()
     assert page.url.rstrip("/").endswith(page.url.split("/")[2])  # back on the home page
     expect(page.locator("#signed-in-as")).to_have_text("ana.browser")
-    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(["Home"])
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(["Home", "Reports"])
     cookie = next(c for c in page.context.cookies() if c["name"] == "cldx_session")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
 
