@@ -59,6 +59,9 @@ NAME = "cohorts"
 TITLE = "Cohort comparisons"
 DEFAULT_BY = [MAORI]
 ALLOWED = (MAORI, "region", "service", "age_band", "gender", "ethnicity")
+# Breakdowns the report's form offers and how many at once (the CLI and API check the same).
+ALLOWED_BY: tuple[str, ...] = ALLOWED
+MAX_BY = 1
 
 GROUP = "compared"  # the query column saying which side of a comparison a row is on
 COHORT, REST = "cohort", "rest"

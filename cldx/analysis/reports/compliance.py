@@ -67,6 +67,9 @@ from .coverage import NZ, STORED_STATUSES, month_label, month_number, period_mon
 NAME = "compliance"
 TITLE = "Contract compliance"
 DEFAULT_BY: list[str] = []  # always one row per contract
+# Breakdowns the report's form offers and how many at once (the CLI and API check the same).
+ALLOWED_BY: tuple[str, ...] = ()
+MAX_BY = 0
 
 # The payment rule shown here; the contract decides the real thresholds.
 ON_TIME_MIN = 90.0  # % of months due received on time

@@ -36,6 +36,9 @@ from .base import Audience, Chart, Period, Report, ReportContext, Section, parse
 NAME = "coverage"
 TITLE = "Roll-out coverage"
 DEFAULT_BY = ["wave"]
+# Breakdowns the report's form offers and how many at once (the CLI and API check the same).
+ALLOWED_BY: tuple[str, ...] = ("wave",)
+MAX_BY = 1
 
 NZ = ZoneInfo("Pacific/Auckland")
 # Submissions that stored client-level data; refused, unreadable and failed ones delivered none.

@@ -78,6 +78,9 @@ DEFAULT_BY = ["service"]
 MAORI = "maori"
 MAORI_LABEL, NON_MAORI_LABEL = "Māori", "Non-Māori"
 COHORT_DIMENSIONS = (*DIMENSIONS, MAORI)
+# Breakdowns the report's form offers and how many at once (the CLI and API check the same).
+ALLOWED_BY: tuple[str, ...] = COHORT_DIMENSIONS
+MAX_BY = 1
 
 Row = tuple[dict[str, str | None], dict[str, object]]
 

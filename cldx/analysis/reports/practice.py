@@ -57,6 +57,9 @@ NAME = "practice"
 TITLE = "Practice summaries"
 DEFAULT_BY: list[str] = []
 ALLOWED = (MAORI, "region", "ethnicity", "age_band", "gender")
+# Breakdowns the report's form offers and how many at once (the CLI and API check the same).
+ALLOWED_BY: tuple[str, ...] = ALLOWED
+MAX_BY = 1
 SERVICE = "service"
 
 

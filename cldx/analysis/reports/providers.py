@@ -78,6 +78,9 @@ from .base import Audience, Chart, Period, Report, ReportContext, Section, label
 NAME = "providers"
 TITLE = "Provider performance"
 DEFAULT_BY = ["service"]
+# Breakdowns the report's form offers and how many at once (the CLI and API check the same).
+ALLOWED_BY: tuple[str, ...] = ("service",)
+MAX_BY = 1
 
 MIN_STRATUM = 10  # engagements a case-mix stratum needs in its line before it stands on its own
 WINSORISE = 0.10  # share of z-scores pulled in at each end before estimating tau^2

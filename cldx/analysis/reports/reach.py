@@ -15,6 +15,9 @@ from .base import DIMENSIONS, Chart, Period, Report, ReportContext, Section, Aud
 NAME = "reach"
 TITLE = "Reach"
 DEFAULT_BY = ["service"]
+# Breakdowns the report's form offers and how many at once (the CLI and API check the same).
+ALLOWED_BY: tuple[str, ...] = tuple(DIMENSIONS)
+MAX_BY = 3
 
 
 def run(context: ReportContext, *, period: Period, by: list[str] | str | None, audience: Audience) -> Report:

@@ -16,13 +16,15 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from cldx.analysis.reports import REPORTS, Report, Section
-from cldx.analysis.reports.base import DIMENSIONS
 from cldx.disclosure import ReleasedTable
 from cldx.web.charts import bar_chart, funnel_chart, interval_chart, line_chart, spec_json
 from cldx.web.reports import audience_for, report_for
 from cldx.web.templating import render
 
 router = APIRouter()
+
+# How a breakdown reads in the form (the rest: its name with spaces).
+BREAKDOWN_LABELS = {"maori": "Māori and non-Māori", "ta": "territorial authority", "iwi": "iwi"}
 
 # What each report answers, in a line, for the list page.
 ABOUT: dict[str, str] = {
@@ -74,7 +76,8 @@ async def report_page(
         "charts": True,
         "sections": [_section_view(s) for s in report.sections],
         "error": error,
-        "dimensions": [(d, DIMENSIONS[d][2]) for d in DIMENSIONS],
+        "dimensions": [(d, BREAKDOWN_LABELS.get(d, d.replace("_", " "))) for d in REPORTS[name].ALLOWED_BY],
+        "max_by": REPORTS[name].MAX_BY,
         "chosen": report.by,
         "period_from": period_from or "",
         "period_to": period_to or "",
@@ -142,7 +145,11 @@ def _chart_spec(section: Section) -> str | None:
                               high=chart.high or f"{chart.y}_high", title=section.title, description=description,
                               reference=chart.reference)
     elif chart.kind == "funnel":
-        spec = funnel_chart(rows, rows, x=chart.x, y=chart.y, title=section.title, description=description)
+        # The limits travel with each point (released at the point's released size), so the
+        # same rows give the points and, sorted by size, the funnel's lines.
+        limits = sorted((r for r in rows if r.get("low998") is not None), key=lambda r: r[chart.x])
+        spec = funnel_chart(rows, limits, x=chart.x, y=chart.y, title=section.title, description=description,
+                            target=chart.reference, label=rows and next(iter(rows[0])) or None)
     else:
         return None
     return spec_json(spec)
