@@ -29,8 +29,10 @@ def audience_for(request: Request) -> Audience:
     principal = principal_of(request)
     provider_id = own_provider(principal)
     if provider_id is not None:
-        labels = report_context(request).labels
-        return Audience(provider_id, labels.providers.get(provider_id))
+        context = report_context(request)
+        if provider_id not in context.labels.providers:
+            context.forget_labels()  # a provider registered since the labels were read
+        return Audience(provider_id, context.labels.providers.get(provider_id))
     if principal.can(VIEW_ANALYSIS):
         return MINISTRY
     raise HTTPException(403, detail=NO_REPORTS)

@@ -280,3 +280,7 @@ class ReportContext:
         if self._labels is None:
             self._labels = Labels.load(self.engine)
         return self._labels
+
+    def forget_labels(self) -> None:
+        """Read the registry's names again on next use (providers and service lines are added while running)."""
+        self._labels = None
