@@ -397,15 +397,17 @@ class AnalyticLayer:
                 self._loaded.pop(p, None)
 
 
-_LAYERS: dict[tuple[str, int], AnalyticLayer] = {}
+_LAYERS: dict[tuple[str, str], AnalyticLayer] = {}
 _LAYERS_LOCK = threading.Lock()
 
 
 def layer_for(directory: Path, engine: Engine) -> AnalyticLayer:
-    """The process's one layer per (directory, engine): keeps DuckDB warm between requests."""
-    key = (str(Path(directory).resolve()), id(engine))
+    """The process's one layer per (directory, store): keeps DuckDB warm between requests, and
+    between engines on the same database (each command opens its own)."""
+    key = (str(Path(directory).resolve()), engine.url.render_as_string(hide_password=False))
     with _LAYERS_LOCK:
         layer = _LAYERS.get(key)
-        if layer is None or layer.engine is not engine:
+        if layer is None:
             layer = _LAYERS[key] = AnalyticLayer(directory, engine)
+        layer.engine = engine  # the same database; the newest engine is the one still open
         return layer

@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Engine
 
-from cldx.analysis.layer import AnalyticLayer
+from cldx.analysis.layer import AnalyticLayer, layer_for
 from cldx.analysis.reports import ReportContext
 from cldx.generator.generate import generate
 from cldx.identity.vault import bind_vault, open_vault
@@ -49,7 +49,10 @@ class EvidenceStore:
     layer_dir: Path
 
     def context(self, layer_dir: Path | None = None) -> ReportContext:
-        return ReportContext(AnalyticLayer(layer_dir or self.layer_dir, self.engine), ROUNDING_KEY)
+        """A report context on this store; by default on its one warm layer (as the web app keeps
+        one per process), so tests do not each reload the files into DuckDB."""
+        layer = AnalyticLayer(layer_dir, self.engine) if layer_dir else layer_for(self.layer_dir, self.engine)
+        return ReportContext(layer, ROUNDING_KEY)
 
 
 @pytest.fixture(scope="session")
