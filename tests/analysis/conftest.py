@@ -131,5 +131,8 @@ def evidence_postgresql(rollout_files, tmp_path_factory, key_files) -> Iterator[
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def evidence(request) -> EvidenceStore:
-    """The stored roll-out on each backend in turn (read only)."""
+    """The stored roll-out on each backend in turn (read only): for tests of what is read from the
+    store. Reports read the analytic layer, the same DuckDB tables whichever store it was built
+    from, so report tests use `evidence_sqlite`, and `test_reach.py` and `test_providers.py` show
+    PostgreSQL's layer gives the same answers (with test_layer.py on both backends)."""
     return request.getfixturevalue(f"evidence_{request.param}")

@@ -193,3 +193,10 @@ def test_every_section_is_released(evidence_sqlite):
 def test_bad_breakdowns_are_report_errors(evidence_sqlite, by):
     with pytest.raises(ReportError):
         cohorts.run(evidence_sqlite.context(), period=Period(), by=by, audience=MINISTRY)
+
+
+@pytest.fixture
+def evidence(evidence_sqlite):
+    """Reports read the analytic layer, the same DuckDB tables whichever store built it: SQLite
+    here (test_reach.py, test_providers.py and test_layer.py run on PostgreSQL too)."""
+    return evidence_sqlite

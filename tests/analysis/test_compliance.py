@@ -192,3 +192,10 @@ def test_on_the_rollout_client_shares_are_of_the_counts_the_providers_report_rel
                 assert value.value in possible_shares(base.value), (at, share, value.value, base.value)
                 released += 1
     assert released
+
+
+@pytest.fixture
+def evidence(evidence_sqlite):
+    """Reports read the analytic layer, the same DuckDB tables whichever store built it: SQLite
+    here (test_reach.py, test_providers.py and test_layer.py run on PostgreSQL too)."""
+    return evidence_sqlite

@@ -131,3 +131,10 @@ def test_on_the_rollout_the_last_month_counts_providers_with_a_submission(eviden
     wave_1 = {at["wave"]: v for at, v in report.sections[2].table.rows}["Wave 1"]
     assert wave_1["funding_nzd"].value == pytest.approx(77_600_000.0)
     assert wave_1["share_of_spend"].value == pytest.approx(23.0, abs=0.1)  # the brief's 23%
+
+
+@pytest.fixture
+def evidence(evidence_sqlite):
+    """Reports read the analytic layer, the same DuckDB tables whichever store built it: SQLite
+    here (test_reach.py, test_providers.py and test_layer.py run on PostgreSQL too)."""
+    return evidence_sqlite

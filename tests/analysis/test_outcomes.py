@@ -270,3 +270,10 @@ def test_a_provider_cannot_break_down_by_provider(evidence_sqlite):
     context = evidence_sqlite.context()
     with pytest.raises(ReportError):
         outcomes.run(context, period=Period(), by="provider", audience=Audience(context.labels.provider_ids["P0001"], "P0001"))
+
+
+@pytest.fixture
+def evidence(evidence_sqlite):
+    """Reports read the analytic layer, the same DuckDB tables whichever store built it: SQLite
+    here (test_reach.py, test_providers.py and test_layer.py run on PostgreSQL too)."""
+    return evidence_sqlite
