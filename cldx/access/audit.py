@@ -56,6 +56,8 @@ ACTIONS: dict[str, str] = {
     "key-purge": "Retired data keys no stored value uses were removed (detail: the key ids removed).",
     "privacy-request-opened": "A Privacy Act request was opened (target: the request; purpose: what it asks).",
     "privacy-request-step": "A step was taken on a Privacy Act request (target: the request; detail: the step).",
+    "research-extract-requested": "A research (IDI) extract was requested (target: the request; purpose: the research purpose).",
+    "research-extract-decided": "A research extract request was approved or refused (target: the request; detail: decision, note).",
     "privacy-request-closed": "A Privacy Act request was closed (target: the request; detail: the outcome).",
 }
 

@@ -17,7 +17,8 @@ The roles:
   role rather than a flag on analyst, so granting and withdrawing it is a role change like any
   other (audited, listed, carried by tokens); it needs analyst alongside it.
 - privacy-officer: opens identifying values with a stated purpose (Privacy Act work), every
-  opening audited; reads the audit trail.
+  opening audited; reads the audit trail; approves or refuses research extract requests (never
+  their own: the two people rule is checked by user, not by role).
 - administrator: users, roles, tokens and the registry; resets passwords and second factors;
   reads the audit trail. Sees no client data unless also given a role that does.
 
@@ -55,6 +56,7 @@ SUBMIT = "submit"                          # send records for a provider
 VIEW_PROVIDER = "view-provider"            # a provider's own submissions, findings, records, results
 VIEW_ANALYSIS = "view-analysis"            # ministry-wide disclosure-controlled tables, pseudonymised records
 REQUEST_RESEARCH_EXTRACT = "request-research-extract"
+DECIDE_RESEARCH_EXTRACT = "decide-research-extract"  # approve or refuse someone else's extract request
 READ_IDENTITY = "read-identity"            # open names and dates of birth outside the provider, with a purpose
 VIEW_AUDIT = "view-audit"
 MANAGE_USERS = "manage-users"              # add, disable, roles, reset passwords and second factors
@@ -69,7 +71,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     PROVIDER_VIEWER: frozenset({VIEW_PROVIDER}),
     ANALYST: frozenset({VIEW_ANALYSIS}),
     RESEARCH_REQUESTER: frozenset({REQUEST_RESEARCH_EXTRACT}),
-    PRIVACY_OFFICER: frozenset({READ_IDENTITY, VIEW_AUDIT}),
+    PRIVACY_OFFICER: frozenset({READ_IDENTITY, VIEW_AUDIT, DECIDE_RESEARCH_EXTRACT}),
     ADMINISTRATOR: frozenset({MANAGE_USERS, MANAGE_TOKENS, MANAGE_REGISTRY, VIEW_AUDIT}),
 }
 

@@ -37,7 +37,7 @@ from cldx.standard.codesets import code_set, ta_regions
 from cldx.store.db import read_transaction
 from cldx.store.scope import set_scope
 
-LAYOUT = 2  # bump when a table's columns change: every provider is rebuilt
+LAYOUT = 3  # bump when a table's columns change: every provider is rebuilt
 MANIFEST = "manifest.json"
 TABLES = ("clients", "engagements", "assessments", "outcomes")
 
@@ -208,7 +208,8 @@ def build_provider_tables(connection, provider_id: int) -> dict[str, pl.DataFram
 
     stamp = pl.lit(provider_id, dtype=pl.Int64).alias("provider_id")
     return {
-        "clients": clients.drop("birth_month_number", "primary_ethnicity", "iwi_1").with_columns(stamp),
+        # primary_ethnicity (the code as recorded) stays for the research extract's ethnicity hierarchy.
+        "clients": clients.drop("birth_month_number", "iwi_1").with_columns(stamp),
         "engagements": engagements.with_columns(stamp),
         "assessments": assessments.with_columns(stamp),
         "outcomes": outcomes.with_columns(stamp),

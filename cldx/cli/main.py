@@ -8,6 +8,7 @@ from cldx import __version__
 
 from . import audit as audit_cmd
 from . import demo as demo_cmd
+from . import export as export_cmd
 from . import generate as generate_cmd
 from . import identity as identity_cmd
 from . import keys as keys_cmd
@@ -44,6 +45,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(privacy_cmd.app, name="privacy")
 app.add_typer(users_cmd.app, name="users")
 app.add_typer(tokens_cmd.app, name="tokens")
+app.add_typer(export_cmd.app, name="export")
 
 
 @app.command()

@@ -529,6 +529,38 @@ class PrivacyRequest(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+
+class ResearchExtract(Base):
+    """A request for a de-identified research (IDI) extract: who asked, for what, who decided, what left.
+
+    The pseudonym key the extract was made with is never stored: two extracts cannot be joined to
+    each other or to the live store, and the same extract cannot be made twice (`produced` is final).
+    """
+
+    __tablename__ = "research_extract"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # RX-2026-0001
+    purpose: Mapped[str] = mapped_column(Text)
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)  # inclusive
+    k: Mapped[int] = mapped_column(Integer)
+    date_precision: Mapped[str] = mapped_column(String(10))  # month, quarter, year
+    status: Mapped[str] = mapped_column(String(20), default="requested")  # requested, approved, refused, produced
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_by_user_id: Mapped[int | None] = mapped_column(Integer)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_by_user_id: Mapped[int | None] = mapped_column(Integer)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    produced_by: Mapped[str | None] = mapped_column(String(100))
+    produced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SHA-256 of the extract's manifest.json (which holds every file's checksum): what left, exactly.
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    # JSON: row counts per table and the k-anonymity summary, for the request's page.
+    summary: Mapped[str] = mapped_column(Text, default="")
+
 # Record type name (as in the standard) -> its analytic model.
 RECORD_MODELS: dict[str, type[Base]] = {
     "client": Client,
