@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
             f"{totals.get('changed', 0):,} changed, {totals.get('rejected', 0):,} rejected (planted faults and what hangs off them)."
         )
         make_demo_accounts(settings, data / ACCOUNTS_FILE, sorted(schedule)[:DEMO_PROVIDERS])
+        _request_demo_extract(settings)
         _build_analytic_layer(settings)
         _show_accounts(data)
 
@@ -114,6 +115,26 @@ def make_demo_accounts(settings, path: Path, providers: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)
+
+
+def _request_demo_extract(settings) -> None:
+    """A research extract the researcher has asked for, waiting for the privacy officer's decision."""
+    from sqlalchemy import select
+
+    from cldx.export.research import request_extract
+    from cldx.identity.vault import open_store
+    from cldx.store import write_transaction
+    from cldx.store.models import User
+
+    engine = open_store(settings)
+    try:
+        with write_transaction(engine) as session:
+            researcher = session.scalar(select(User).where(User.username == "researcher"))
+            request_extract(session, actor="researcher", user_id=researcher.id if researcher else None, period="2016-07:2017-06",
+                            purpose="Family Start and Social Workers in Schools outcomes by region and ethnicity in the "
+                                    "first year of the roll-out, for the ministry's evaluation in the IDI.")
+    finally:
+        engine.dispose()
 
 
 def _build_analytic_layer(settings) -> None:

@@ -248,6 +248,7 @@ def k_anonymise(
     k: int = 5,
     max_suppression: float = 0.05,
     prefer: Sequence[str] | None = None,
+    loss: str = "levels",
 ) -> KAnonResult:
     """The rows of `frame`, generalised and locally suppressed so that every equivalence class on
     the quasi-identifiers has at least k rows (see the module's docstring for the search).
@@ -257,7 +258,16 @@ def k_anonymise(
     (cells set to `ALL` or the row removed); if no node keeps within it, the node touching fewest
     rows is used and the report says so. `prefer` names quasi-identifiers whose detail matters
     most, first: among otherwise equal nodes, the one with lower levels on them wins.
+
+    `loss` is how information loss is measured: "levels" (the sum of level / height, Sweeney's
+    precision) or "entropy" (the sum over quasi-identifiers of the share of the column's entropy
+    lost at that level: taking a column of many evenly spread values to `ALL` costs 1, merging a
+    rare value into a common one costs little). "entropy" keeps the columns that carry the most
+    information and gives up those that carry little, which suits a research extract where a
+    few wide columns (birth month, area) would otherwise be dropped whole to spare narrow ones.
     """
+    if loss not in ("levels", "entropy"):
+        raise ValueError(f"loss must be 'levels' or 'entropy', got {loss!r}")
     qis = list(quasi_identifiers)
     names = [h.column for h in qis]
     if not qis:
@@ -290,13 +300,23 @@ def k_anonymise(
     budget = max_suppression * n
     rank = {c: i for i, c in enumerate(prefer)}
     order_prefer = sorted(range(len(qis)), key=lambda i: rank.get(names[i], len(rank)))
-    nodes = sorted(product(*(range(h + 1) for h in heights)), key=lambda v: _loss(v, heights))
+    if loss == "entropy":
+        lost = [_entropy_lost(c, weights) for c in columns]
+
+        def node_loss(node: Sequence[int]) -> Fraction | float:
+            return sum(lost[i][level] for i, level in enumerate(node))
+    else:
+
+        def node_loss(node: Sequence[int]) -> Fraction | float:
+            return _loss(node, heights)
+
+    nodes = sorted(product(*(range(h + 1) for h in heights)), key=node_loss)
     satisfying: list[tuple[tuple, int]] = []
     best_effort: tuple[int, Fraction, tuple] | None = None
-    found_loss: Fraction | None = None
+    found_loss: Fraction | float | None = None
     for node in nodes:
-        loss = _loss(node, heights)
-        if found_loss is not None and loss > found_loss:
+        node_cost = node_loss(node)
+        if found_loss is not None and node_cost > found_loss:
             break
         if any(all(a >= b for a, b in zip(node, s)) for s, _ in satisfying):
             continue  # an ancestor of a satisfying node (never one of least loss)
@@ -305,9 +325,9 @@ def k_anonymise(
         touched = int(weights[sizes < k].sum())
         if touched <= budget:
             satisfying.append((node, touched))
-            found_loss = loss
-        elif best_effort is None or (touched, loss) < best_effort[:2]:
-            best_effort = (touched, loss, node)
+            found_loss = node_cost
+        elif best_effort is None or (touched, node_cost) < best_effort[:2]:
+            best_effort = (touched, node_cost, node)
 
     within = bool(satisfying)
     if within:
@@ -397,6 +417,24 @@ def k_anonymise(
         report=report,
         equivalence_classes=classes,
     )
+
+
+def _entropy_lost(column: _Column, weights: np.ndarray) -> list[float]:
+    """Per level, the share of the column's level-0 entropy (over the rows) lost at that level;
+    rounded so equal losses compare equal."""
+    total = weights.sum()
+
+    def entropy(codes: np.ndarray) -> float:
+        if total == 0:
+            return 0.0
+        counts = np.bincount(codes, weights=weights)
+        p = counts[counts > 0] / total
+        return float(-(p * np.log(p)).sum())
+
+    base = entropy(column.codes[0])
+    if base <= 0:
+        return [0.0 for _ in column.codes]
+    return [round((base - entropy(codes)) / base, 9) for codes in column.codes]
 
 
 def _loss(node: Sequence[int], heights: Sequence[int]) -> Fraction:

@@ -16,13 +16,14 @@ What an extract holds (`build_extract`), read from the analytic layer (already w
 dates of birth or provider references):
 - `clients`: one row per person whose engagement overlaps the period: a pseudonym made for this
   extract alone (HMAC-SHA256 of the live pseudonym under a random key that is used once and
-  never stored, so two extracts join neither to each other nor to the store), birth year and
-  month, gender, ethnicity, iwi and territorial authority. Those five are the quasi-identifiers:
-  the table is made k-anonymous (`cldx.disclosure.k_anonymise`, k >= 5) by generalising along the
-  classifications' own hierarchies (birth month -> year -> 5-, 10-, 20-year ranges; ethnicity
-  level 4 -> 3 -> 2 -> 1; iwi -> iwi region; territorial authority -> region; gender -> its top
-  level) and, as a last resort, local suppression (`*`). A person still too rare is left out,
-  with their engagements.
+  never stored, so two extracts join neither to each other nor to the store), age band, gender
+  (top level), ethnicity (level 2), iwi and territorial authority. Those five are the
+  quasi-identifiers: the table is made k-anonymous (`cldx.disclosure.k_anonymise`, k >= 5,
+  least entropy lost) by generalising along the classifications' own hierarchies (age bands ->
+  wider bands; ethnicity level 2 -> 1; iwi -> iwi region; territorial authority -> region; each
+  then to `*`) and, as a last resort, local suppression (`*`). A person still too rare is left
+  out, with their engagements. Age is an age band, not the birth year and month: as a
+  quasi-identifier a birth month would have to be banded anyway, and a band is what analysis uses.
 - `engagements`, `assessments`, `outcomes`: the service facts of those people, keyed by an
   engagement pseudonym made the same way, every date coarsened to the requested precision
   (month, quarter or year). No provider is named: a small provider in a small place would narrow
@@ -45,7 +46,6 @@ import secrets
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -57,9 +57,9 @@ from sqlalchemy.orm import Session
 
 from cldx import __version__
 from cldx.access import audit
-from cldx.analysis.layer import layer_for
+from cldx.analysis.layer import UNKNOWN, age_band_expr, layer_for
 from cldx.analysis.reports.base import Period, ReportError
-from cldx.disclosure.kanonymity import ALL, MISSING, Hierarchy, KAnonResult, k_anonymise
+from cldx.disclosure.kanonymity import ALL, MISSING, Hierarchy, KAnonResult, band_levels, k_anonymise
 from cldx.standard import RECORD_TYPES, STANDARD_NAME, STANDARD_VERSION
 from cldx.standard.codesets import code_set
 from cldx.store.db import read_transaction, transaction
@@ -208,39 +208,38 @@ def _ancestor_map(name: str, level: int) -> dict[str, str]:
     return out
 
 
-def _year_of(series: pl.Series) -> pl.Series:
-    """yyyy-mm -> yyyy (anything else, such as the missing marker, kept)."""
-    return pl.select(pl.when(series.str.contains(r"^\d{4}-\d{2}$")).then(series.str.slice(0, 4)).otherwise(series)).to_series()
-
-
-def _years(width: int) -> Callable[[pl.Series], pl.Series]:
-    """yyyy or a narrower range -> the range of `width` years holding it ("1990-1994")."""
-
-    def step(series: pl.Series) -> pl.Series:
-        first = series.str.slice(0, 4).cast(pl.Int32, strict=False)
-        low = (first // width) * width
-        label = low.cast(pl.String) + "-" + (low + width - 1).cast(pl.String)
-        return pl.select(pl.when(first.is_not_null()).then(label).otherwise(series)).to_series()
-
-    return step
+# Age bands at the start of the period (the reports' bands), merged into wider ones step by step.
+AGE_BAND_MERGES = (
+    (("00-04", "05-09"), ("10-14", "15-19"), ("20-24", "25-29"), ("30-39", "40-49"), ("50-64", "65+")),
+    (("00-04", "05-09", "10-14", "15-19"), ("20-24", "25-29", "30-39", "40-49", "50-64", "65+")),
+)
 
 
 def quasi_identifiers() -> list[Hierarchy]:
-    """The five quasi-identifiers of the clients table, each with the classification's own hierarchy."""
+    """The five quasi-identifiers of the clients table, each with the classification's own hierarchy.
+
+    Ethnicity starts at level 2 and gender at the standard's top level: the finer codes are rare
+    and say more about a person than any research question here needs, so they never leave.
+    """
     regions = {c.code: c.parent for c in code_set("territorial_authority").codes if c.parent}
     return [
-        Hierarchy("birth", [_year_of, _years(5), _years(10), _years(20), ALL],
-                  names=["year and month", "year", "5-year range", "10-year range", "20-year range", "all"]),
-        Hierarchy("gender", [_ancestor_map("gender", 1), ALL], names=["as recorded", "top level", "all"]),
-        Hierarchy("ethnicity", [_ancestor_map("ethnicity", 3), _ancestor_map("ethnicity", 2), _ancestor_map("ethnicity", 1), ALL],
-                  names=["level 4", "level 3", "level 2", "level 1", "all"]),
+        Hierarchy("age_band", band_levels(AGE_BAND_MERGES),
+                  names=["age band", "wider age band", "widest age band", "all"]),
+        Hierarchy("gender", [ALL], names=["top level", "all"]),
+        Hierarchy("ethnicity", [_ancestor_map("ethnicity", 1), ALL], names=["level 2", "level 1", "all"]),
         Hierarchy("iwi", [_ancestor_map("iwi", 1), ALL], names=["iwi", "iwi region", "all"]),
         Hierarchy("area", [regions, ALL], names=["territorial authority", "region", "all"]),
     ]
 
 
+def _released_levels(people: pl.DataFrame) -> pl.DataFrame:
+    """Gender at its top level and ethnicity at level 2 before anything else (see `quasi_identifiers`)."""
+    gender, ethnicity = _ancestor_map("gender", 1), _ancestor_map("ethnicity", 2)
+    return people.with_columns(pl.col("gender").replace(gender), pl.col("ethnicity").replace(ethnicity))
+
+
 # Prefer keeping detail, among equally good generalisations, in this order.
-PREFER = ("area", "ethnicity", "birth", "iwi", "gender")
+PREFER = ("area", "ethnicity", "age_band", "iwi", "gender")
 
 
 # --- Building the tables ----------------------------------------------------------------------------
@@ -305,15 +304,24 @@ def build_extract(layer, period: Period, *, k: int = DEFAULT_K, date_precision: 
     person_of_source = pl.DataFrame({"source": sources, "person": _keyed(key, sources)},
                                     schema={"source": pl.String, "person": pl.String})
     clients = clients.join(person_of_source, on="source", how="left")
+    # Age is released as the age band when the person's time in the period began (the later of the
+    # period's start and their first engagement's), never as a birth date or month.
+    began = engagements.group_by("client_id").agg(pl.col("start_date").min().alias("began")).with_columns(
+        pl.max_horizontal(pl.col("began"), pl.lit(period.start)).alias("began"))
     people = (
-        clients.sort("client_id", descending=True)
+        clients.join(began, on="client_id", how="left")
+        .with_columns(birth_month_number=pl.col("birth_year_month").str.slice(0, 4).cast(pl.Int32, strict=False) * 12
+                      + pl.col("birth_year_month").str.slice(5, 2).cast(pl.Int32, strict=False))
+        .with_columns(age_band=age_band_expr(pl.col("began")))
+        .sort("client_id", descending=True)
         .unique(subset="person", keep="first", maintain_order=True)
-        .select("person", birth="birth_year_month", gender="gender", ethnicity="primary_ethnicity", iwi="iwi", area="ta")
+        .select("person", "age_band", gender="gender", ethnicity="primary_ethnicity", iwi="iwi", area="ta")
         .sort("person")  # pseudonym order: random, so row order says nothing about the store
     )
-    kanon = k_anonymise(people, quasi_identifiers(), k=k, max_suppression=MAX_SUPPRESSION, prefer=list(PREFER))
+    kanon = k_anonymise(_released_levels(people), quasi_identifiers(), k=k, max_suppression=MAX_SUPPRESSION,
+                        prefer=list(PREFER), loss="entropy")
     kept_people = kanon.frame.with_columns(
-        pl.when(pl.col(c) == MISSING).then(None).otherwise(pl.col(c)).alias(c) for c in ("birth", "gender", "ethnicity", "iwi", "area")
+        pl.when(pl.col(c) == MISSING).then(None).otherwise(pl.col(c)).alias(c) for c in ("age_band", "gender", "ethnicity", "iwi", "area")
     )
 
     person_of_client = clients.select("client_id", "person").join(kept_people.select("person"), on="person", how="semi")
@@ -385,15 +393,17 @@ def dictionary_columns(tables: ExtractTables, precision: str) -> dict[str, list[
     when = {"month": "year and month (yyyy-mm)", "quarter": "year and quarter (yyyy-Qn)", "year": "year (yyyy)"}[precision]
     generalised = "; `*` where suppressed to keep every combination of the quasi-identifiers shared by at least k people"
     area_set = "territorial_authority" if levels["area"] == 0 else "regional_council" if levels["area"] == 1 else None
-    ethnicity_level = {0: 4, 1: 3, 2: 2, 3: 1}.get(levels["ethnicity"])
+    ethnicity_level = {0: 2, 1: 1}.get(levels["ethnicity"])
     person = ("The person's pseudonym in this extract only (HMAC-SHA256 of the live pseudonym under a key made for this "
               "extract and then discarded): it joins this extract's tables and nothing else.")
     engagement = "The engagement's pseudonym in this extract only (made like `person`): joins assessments and outcomes."
     return {
         "clients": [
             Column("person", "text", person, "derived: keyed pseudonym of SLK-581"),
-            Column("birth", "text", f"{_field('client', 'date_of_birth')} Given as {level_name['birth']} "
-                   f"(yyyy-mm, yyyy or a yyyy-yyyy range){generalised}.", "client.date_of_birth"),
+            Column("age_band", "text", f"Age in whole years when the person's time in the period began (the later of "
+                   f"the period's start and their first engagement's), from the date of birth, as {level_name['age_band']} "
+                   f"(00-04 ... 65+, merged when wider; {UNKNOWN} when no date of birth was recorded){generalised}.",
+                   "derived: client.date_of_birth"),
             Column("gender", "code", f"{_field('client', 'gender')} At {level_name['gender']}{generalised}.", "client.gender", "gender"),
             Column("ethnicity", "code", f"{_field('client', 'primary_ethnicity')} At {level_name['ethnicity']} of the "
                    f"classification{generalised}.", "client.primary_ethnicity", "ethnicity" if ethnicity_level else None),
@@ -520,7 +530,7 @@ def disclosure_report(tables: ExtractTables, extract: dict[str, Any]) -> dict[st
         "max_suppression": MAX_SUPPRESSION,
         "steps": kanon.report,
         "removed_before_release": [
-            "names and dates of birth (never in the analytic layer)",
+            "names and dates of birth (never in the analytic layer); birth year and month (age band instead)",
             "provider client and engagement references, provider codes and store row ids",
             "the live person pseudonym (re-keyed with a key made for this extract and discarded)",
             f"exact dates (coarsened to {extract['date_precision']})",

@@ -26,9 +26,9 @@ from cldx.store import transaction
 from cldx.store.models import AuditEvent, ResearchExtract
 
 PURPOSE = "How Family Start outcomes differ by region, for the ministry's 2017 evaluation."
-QIS = ["birth", "gender", "ethnicity", "iwi", "area"]
+QIS = ["age_band", "gender", "ethnicity", "iwi", "area"]
 TABLE_COLUMNS = {
-    "clients": ["person", "birth", "gender", "ethnicity", "iwi", "area"],
+    "clients": ["person", "age_band", "gender", "ethnicity", "iwi", "area"],
     "engagements": ["engagement", "person", "service_line", "start", "end", "end_reason", "sessions_recorded",
                     "sessions_attended", "completed"],
     "assessments": ["engagement", "instrument", "domain", "pre_score", "pre_assessed", "post_score", "post_assessed"],
@@ -213,7 +213,7 @@ def test_the_scan_finds_a_planted_identifier(produced, scan, identifiers_of, tmp
     for planted in (name, reference, born):
         copy = tmp_path / f"copy-{planted}"
         copy.mkdir()
-        clients.with_columns(pl.lit(planted).alias("birth")).write_parquet(copy / "clients.parquet")
+        clients.with_columns(pl.lit(planted).alias("age_band")).write_parquet(copy / "clients.parquet")
         assert any(planted in problem for problem in scan(copy, identifiers)), planted
 
 
@@ -283,7 +283,7 @@ def test_dates_are_coarsened_and_areas_are_no_finer_than_territorial_authority(p
     assert (engagements["end"].drop_nulls() >= "2016-07").all()
     clients = pl.read_parquet(extract.directory / "clients.parquet")
     assert (clients["area"].drop_nulls().str.len_chars() <= 3).all()  # TA codes are 3 digits, SA2 codes 6
-    assert clients["birth"].drop_nulls().str.contains(r"^(\d{4}(-\d{2}|-\d{4})?|\*)$").all()
+    assert clients["age_band"].drop_nulls().str.contains(r"^(\d{2}-\d{2}|\d{2}\+|\*|Not stated)$").all()
     assert set(engagements["person"]) <= set(clients["person"])
 
 
