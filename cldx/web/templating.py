@@ -20,7 +20,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 import cldx
-from cldx.access.roles import PROVIDER_CAPABILITIES, READ_IDENTITY, SUBMIT, VIEW_ANALYSIS, VIEW_AUDIT, VIEW_PROVIDER, Principal
+from cldx.access.roles import (
+    DECIDE_RESEARCH_EXTRACT, PROVIDER_CAPABILITIES, READ_IDENTITY, REQUEST_RESEARCH_EXTRACT, SUBMIT, VIEW_ANALYSIS, VIEW_AUDIT,
+    VIEW_PROVIDER, Principal,
+)
 from cldx.standard import STANDARD_NAME, STANDARD_VERSION
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -36,6 +39,7 @@ NAVIGATION: tuple[tuple[str, str, str | tuple[str, ...] | None], ...] = (
     ("Submissions", "/submissions", VIEW_PROVIDER),
     ("Upload", "/submissions/new", SUBMIT),
     ("Reports", "/reports", (VIEW_ANALYSIS, VIEW_PROVIDER)),
+    ("Research extracts", "/research", (REQUEST_RESEARCH_EXTRACT, DECIDE_RESEARCH_EXTRACT)),
     ("Privacy Act requests", "/privacy/requests", READ_IDENTITY),
     ("Audit trail", "/privacy/audit", VIEW_AUDIT),
 )

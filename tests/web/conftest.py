@@ -360,6 +360,12 @@ MATRIX_PEOPLE = {
     },
 }
 UNKNOWN_REFERENCE = "PA-1999-0001"  # a well-formed Privacy Act reference that names no request
+# A research extract request (no one's identity, no provider's objects): asked for by the research
+# requester persona and approved by the privacy officer persona, so the requester's download is
+# really made (once: every later call is a 409).
+UNKNOWN_RESEARCH_REFERENCE = "RX-1999-0001"
+MATRIX_RESEARCH_PERIOD = "2017-08:2017-10"
+RESEARCH_ROUTE_PREFIXES = ("/research", "/api/v1/research-extracts")
 
 
 def date_forms(day: date) -> list[str]:
@@ -421,6 +427,16 @@ class RouteSpec:
     path_params: tuple[str, ...]
     required_query: tuple[str, ...]
 
+    @property
+    def names_research_extract(self) -> bool:
+        """Its `{reference}` is a research extract request's (RX-...), not a Privacy Act request's."""
+        return self.path.startswith(RESEARCH_ROUTE_PREFIXES)
+
+    @property
+    def states_purpose(self) -> bool:
+        """It names a Privacy Act request: the privacy officer's stated purpose for opening identity."""
+        return bool(PURPOSE_PARAMS & set(self.path_params)) and not self.names_research_extract
+
 
 @dataclass(frozen=True)
 class MatrixCall:
@@ -449,6 +465,10 @@ class MatrixRun:
     calls: list[MatrixCall]
     reference: str  # the Privacy Act request (the privacy officer's stated purpose), about A's first client
     unattributed_changes: list[str]  # provider rows changed by reads or by writes naming another provider
+    research_reference: str = ""  # the research extract request, approved, of the research requester persona
+
+    def spec(self, call: MatrixCall) -> RouteSpec:
+        return next(s for s in self.routes if s.path == call.route and s.method == call.method)
 
     def persona(self, name: str) -> MatrixPersona:
         return next(p for p in self.personas if p.name == name)
@@ -464,7 +484,9 @@ class MatrixRun:
 
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 # Path parameters the matrix knows how to fill, and what they name: a provider's object (called
-# with A's and with B's), a Privacy Act request (a stated purpose), or something of nobody's.
+# with A's and with B's), a request by reference (a Privacy Act request: a stated purpose; or, on
+# the research extract routes, a research extract request: see `RouteSpec.states_purpose`), or
+# something of nobody's. A reference is called with one that exists and one that does not.
 PROVIDER_PARAMS = {"submission_id"}
 PURPOSE_PARAMS = {"reference"}
 # Reports: the route decides access the same way for every report, so the matrix asks two (reach,
@@ -604,6 +626,7 @@ def run_access_matrix(web_app: FastAPI, app_client: TestClient, make_user, sessi
     from cldx.access.roles import (
         ADMINISTRATOR, CAPABILITIES, PRIVACY_OFFICER, PROVIDER_SUBMITTER, PROVIDER_VIEWER, RESEARCH_REQUESTER,
     )
+    from cldx.export.research import decide_extract, request_extract
     from cldx.identity import requests as privacy_requests
     from cldx.ingest.queue import enqueue
     from cldx.ingest.sources import SourceFile
@@ -655,6 +678,13 @@ def run_access_matrix(web_app: FastAPI, app_client: TestClient, make_user, sessi
 
     A, B = providers["A"].code, providers["B"].code
     analyst_user = make_user("matrix.analyst", (ANALYST, None), totp_secret=totp.new_secret())
+    researcher_user = make_user("matrix.researcher", (ANALYST, None), (RESEARCH_REQUESTER, None), totp_secret=totp.new_secret())
+    privacy_user = make_user("matrix.privacy", (PRIVACY_OFFICER, None), totp_secret=totp.new_secret())
+    with write_transaction(engine) as session:
+        research_reference = request_extract(session, actor=researcher_user.username, user_id=researcher_user.id, period=MATRIX_RESEARCH_PERIOD,
+                                             purpose="The matrix's research extract: who may see, decide and take it.").reference
+    with write_transaction(engine) as session:
+        decide_extract(session, research_reference, approve=True, note="", actor=privacy_user.username, user_id=privacy_user.id)
     waiting_user = make_user("matrix.waiting", (ANALYST, None), totp_secret=totp.new_secret())
     with write_transaction(engine) as session:
         analyst_token = tokens.issue(session, tokens.PERSONAL, "analyst's token", created_by="test", user_id=analyst_user.id)[1]
@@ -669,10 +699,8 @@ def run_access_matrix(web_app: FastAPI, app_client: TestClient, make_user, sessi
         MatrixPersona("analyst", None, caps(ANALYST), signed_in(analyst_user), True),
         MatrixPersona("analyst's token", None, caps(ANALYST), bearer(analyst_token), False),
         MatrixPersona("analyst awaiting code", None, frozenset(), signed_in(waiting_user, second_factor_done=False), True),
-        MatrixPersona("research requester", None, caps(ANALYST, RESEARCH_REQUESTER), signed_in(make_user(
-            "matrix.researcher", (ANALYST, None), (RESEARCH_REQUESTER, None), totp_secret=totp.new_secret())), True),
-        MatrixPersona("privacy officer", None, caps(PRIVACY_OFFICER), signed_in(make_user(
-            "matrix.privacy", (PRIVACY_OFFICER, None), totp_secret=totp.new_secret())), True),
+        MatrixPersona("research requester", None, caps(ANALYST, RESEARCH_REQUESTER), signed_in(researcher_user), True),
+        MatrixPersona("privacy officer", None, caps(PRIVACY_OFFICER), signed_in(privacy_user), True),
         MatrixPersona("administrator", None, caps(ADMINISTRATOR), signed_in(make_user(
             "matrix.admin", (ADMINISTRATOR, None), totp_secret=totp.new_secret())), True),
     ]
@@ -701,6 +729,8 @@ def run_access_matrix(web_app: FastAPI, app_client: TestClient, make_user, sessi
             for name in spec.path_params:
                 if name in PROVIDER_PARAMS:
                     values = list(target.submission_ids)  # type: ignore[union-attr]
+                elif name in PURPOSE_PARAMS and spec.names_research_extract:
+                    values = [research_reference, UNKNOWN_RESEARCH_REFERENCE]
                 elif name in PURPOSE_PARAMS:
                     values = [reference, UNKNOWN_REFERENCE]
                 else:
@@ -768,4 +798,4 @@ def run_access_matrix(web_app: FastAPI, app_client: TestClient, make_user, sessi
             check_untouched()
     finally:
         dump_engine.dispose()
-    return MatrixRun(backend, providers, personas, routes, unknown, calls, reference, unattributed)
+    return MatrixRun(backend, providers, personas, routes, unknown, calls, reference, unattributed, research_reference)

@@ -20,7 +20,9 @@ What must hold (the machinery is `access_matrix` in tests/web/conftest.py):
   and the audit trail, which names submissions by id to those who read it (never a client);
 - a write by anyone but the provider's own changes none of that provider's rows in any table;
 - every route is one the matrix knows how to call: a route with a path or required query
-  parameter it cannot fill fails this test by name, so it is added to the matrix consciously.
+  parameter it cannot fill fails this test by name, so it is added to the matrix consciously;
+- a research extract request (approved, asked for by the research requester persona) is shown
+  only to its requester and to the privacy officer, and taken once, by its requester only.
 
 On PostgreSQL the app connects as a login role in cldx_app (no superuser), as deployed, so
 row-level security is in force; the before/after comparison reads as the superuser.
@@ -34,10 +36,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from cldx.access.roles import READ_IDENTITY, VIEW_AUDIT
+from cldx.access.roles import DECIDE_RESEARCH_EXTRACT, READ_IDENTITY, REQUEST_RESEARCH_EXTRACT, VIEW_AUDIT
 from cldx.config import Settings
 
-from .conftest import PROVIDER_PARAMS, PURPOSE_PARAMS, SAFE, MatrixCall, MatrixRun
+from .conftest import PROVIDER_PARAMS, SAFE, UNKNOWN_RESEARCH_REFERENCE, MatrixCall, MatrixRun
 
 # The audit trail names what happened, submissions included (by id), to those who may read it.
 AUDIT_TRAIL_ROUTES = {"/privacy/audit"}
@@ -61,7 +63,7 @@ def route_params(run: MatrixRun, call: MatrixCall) -> set[str]:
 def leaks(run: MatrixRun, call: MatrixCall) -> list[str]:
     """The identifiers of providers other than the persona's own that the response holds."""
     persona = run.persona(call.persona)
-    if READ_IDENTITY in persona.capabilities and PURPOSE_PARAMS & route_params(run, call):
+    if READ_IDENTITY in persona.capabilities and run.spec(call).states_purpose:
         return []  # the privacy officer under a stated purpose: tests/web/test_purpose.py
     asked = unquote(call.url).lower()
     found = []
@@ -125,3 +127,32 @@ def test_the_matrix_is_not_vacuous(access_matrix: MatrixRun) -> None:
         sent = [c for c in own if c.route == "/api/v1/submissions" and c.method == "POST" and c.target == label]
         assert {c.status for c in sent if "submitter" in c.persona or "token" in c.persona} == {201}, run.table(sent)
         assert {c.status for c in sent if "viewer" in c.persona} == {403}, run.table(sent)
+
+
+def test_a_research_extract_goes_only_to_its_requester_and_the_privacy_officer(access_matrix: MatrixRun) -> None:
+    """The matrix's approved extract: read by its requester and the privacy officer (200), an unknown
+    reference 404 to them; refused to everyone else; and made once, for its requester alone."""
+    run = access_matrix
+    assert run.research_reference
+    research = [c for c in run.calls if run.spec(c).names_research_extract]
+    problems = []
+    for call in research:
+        persona = run.persona(call.persona)
+        may_see = bool({REQUEST_RESEARCH_EXTRACT, DECIDE_RESEARCH_EXTRACT} & persona.capabilities)
+        where = f"{call.method} {call.url} [{call.variant}] as {call.persona}: {call.status}"
+        if not may_see and not refused(call):
+            problems.append(where + " (a role that neither asks for nor decides extracts)")
+        if may_see and call.method in SAFE and not call.route.endswith("/download"):
+            expected = 404 if UNKNOWN_RESEARCH_REFERENCE in call.url else 200
+            if call.status != expected and not (call.variant == "text/csv" and call.status == 406):
+                problems.append(where + f" (expected {expected})")
+    taken = [c for c in research if c.route.endswith("/download") and c.status == 200]
+    assert [(c.persona, c.attachment) for c in taken] == [("research requester", True)], run.table(taken)
+    later = [c for c in research if c.route.endswith("/download") and c.persona == "research requester"
+             and run.research_reference in c.url and c is not taken[0] and calls_after(run, taken[0], c)]
+    assert later and {c.status for c in later} == {409}, run.table(later)
+    assert not problems, f"{len(problems)} problems on {run.backend}:\n" + "\n".join(problems)
+
+
+def calls_after(run: MatrixRun, first: MatrixCall, call: MatrixCall) -> bool:
+    return run.calls.index(call) > run.calls.index(first)

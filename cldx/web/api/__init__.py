@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from cldx.web.schemas import ErrorPublic
 
-from . import reports, submissions, summary
+from . import reports, research, submissions, summary
 
 API_PREFIX = "/api/v1"
 
@@ -28,3 +28,4 @@ api_router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
 api_router.include_router(summary.router)
 api_router.include_router(submissions.router)
 api_router.include_router(reports.router)
+api_router.include_router(research.router)
