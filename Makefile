@@ -24,8 +24,10 @@ demo: setup
 	$(CLDX) demo
 	$(CLDX) serve --host $(HOST) --port $(PORT)
 
+# One worker per core, at most four (pytest-xdist); each test file runs whole on one worker, so its
+# module fixtures are made once. Session fixtures (the evidence store) are made once per worker.
 test: setup
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --numprocesses=auto --maxprocesses=4 --dist loadfile
 
 # Regenerate the docs made from code (the data standard and the rule catalogue).
 docs standard-docs: setup

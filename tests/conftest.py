@@ -33,6 +33,10 @@ from cldx.store import make_engine, transaction
 from cldx.store.migrate import upgrade
 from cldx.store.registry import seed_service_lines
 
+# The CLI's Rich consoles take their width when cldx.cli is imported (during collection, in any
+# worker): wide enough that no test's table rows or tokens are wrapped, whatever the order.
+os.environ["COLUMNS"] = "200"
+
 POSTGRES_ADMIN_DSN = os.environ.get("CLDX_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

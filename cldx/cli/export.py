@@ -40,7 +40,7 @@ def list_() -> None:
         engine.dispose()
     table = Table(title="Research extract requests")
     for column in ("reference", "period", "status", "requested by", "decided by", "purpose"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("reference", "status"))
     for row in rows:
         table.add_row(*row)
     console.print(table)

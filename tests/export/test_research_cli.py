@@ -35,7 +35,7 @@ def test_produce_writes_the_extract_once_and_list_shows_it(approved, tmp_path) -
     assert "Manifest SHA-256" in result.output and "k = 5" in result.output
     again = runner.invoke(app, ["export", "research", "produce", approved, "--out", str(tmp_path / "again")])
     assert again.exit_code == 1 and "produced already" in again.output
-    listing = runner.invoke(app, ["export", "research", "list"], env={"COLUMNS": "200"})
+    listing = runner.invoke(app, ["export", "research", "list"])
     assert listing.exit_code == 0 and approved in listing.output and "produced" in listing.output
 
 
