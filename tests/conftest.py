@@ -73,9 +73,10 @@ def vault(key_files) -> Vault:
     return open_vault(*key_files)
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run; yields its SQLAlchemy URL."""
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """Create a PostgreSQL database named `<prefix>_<random>`, yield its SQLAlchemy URL, drop it after.
+
+    Skips (or fails, with CLDX_REQUIRE_POSTGRES=1) when no server answers."""
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=3)
     except psycopg.Error as exc:
@@ -83,7 +84,7 @@ def postgres_database() -> Iterator[str]:
         if os.environ.get("CLDX_REQUIRE_POSTGRES") == "1":
             pytest.fail(reason + " (CLDX_REQUIRE_POSTGRES=1, so this is a failure)")
         pytest.skip(reason)
-    name = f"cldx_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         dsn = psycopg.conninfo.make_conninfo(POSTGRES_ADMIN_DSN, dbname=name)
@@ -93,6 +94,12 @@ def postgres_database() -> Iterator[str]:
             yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run; yields its SQLAlchemy URL."""
+    yield from fresh_postgres_database("cldx_test")
 
 
 def _reset_postgres(url: str) -> None:
@@ -191,24 +198,6 @@ def load(engine: Engine, files: Path) -> None:
         assert receipt.counts["rejected"] == 0, (folder.name, receipt.findings[:3])
 
 
-def _postgres_url() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN}: {str(exc).strip()}"
-        if os.environ.get("CLDX_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason + " (CLDX_REQUIRE_POSTGRES=1, so this is a failure)")
-        pytest.skip(reason)
-    name = f"cldx_evidence_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        params = psycopg.conninfo.conninfo_to_dict(psycopg.conninfo.make_conninfo(POSTGRES_ADMIN_DSN, dbname=name))
-        try:
-            yield f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:{params.get('port', '5432')}/{name}"
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture(scope="session")
 def evidence_sqlite(rollout_files, tmp_path_factory, key_files) -> Iterator[EvidenceStore]:
     folder = tmp_path_factory.mktemp("evidence-sqlite")
@@ -223,7 +212,7 @@ def evidence_sqlite(rollout_files, tmp_path_factory, key_files) -> Iterator[Evid
 
 @pytest.fixture(scope="session")
 def evidence_postgresql(rollout_files, tmp_path_factory, key_files) -> Iterator[EvidenceStore]:
-    url_source = _postgres_url()
+    url_source = fresh_postgres_database("cldx_evidence")
     url = next(url_source)
     folder = tmp_path_factory.mktemp("evidence-postgresql")
     upgrade(url)

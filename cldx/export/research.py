@@ -35,7 +35,6 @@ manifest (row counts, bytes and SHA-256 of every file).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import io
@@ -561,15 +560,10 @@ def disclosure_markdown(report: dict[str, Any]) -> str:
 
 
 def _csv_bytes(frame: pl.DataFrame) -> bytes:
-    # Booleans as y/n, as the standard writes them; numbers as written; empty for missing.
+    # Booleans as y/n, as the standard writes them; empty for missing (Polars' default).
     frame = frame.with_columns(pl.when(pl.col(c)).then(pl.lit("y")).otherwise(pl.lit("n")).alias(c)
                                for c, t in frame.schema.items() if t == pl.Boolean)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(frame.columns)
-    for row in frame.iter_rows():
-        writer.writerow(["" if v is None else v for v in row])
-    return buffer.getvalue().encode("utf-8")
+    return frame.write_csv().encode("utf-8")
 
 
 def _sha256(path: Path) -> str:

@@ -41,7 +41,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cldx.access import sessions, totp
-from cldx.access.roles import ANALYST
+from cldx.access.roles import ANALYST, PRIVACY_OFFICER, RESEARCH_REQUESTER
 from cldx.config import Settings
 from cldx.identity.vault import vault_of
 from cldx.store.db import make_engine, transaction, write_transaction
@@ -799,3 +799,27 @@ def run_access_matrix(web_app: FastAPI, app_client: TestClient, make_user, sessi
     finally:
         dump_engine.dispose()
     return MatrixRun(backend, providers, personas, routes, unknown, calls, reference, unattributed, research_reference)
+
+
+# --- People of the research-extract flow ---------------------------------------------------
+
+
+def second_factor_user(make_user, username: str, *roles: str):
+    """A ministry-wide user with these roles and a second factor enrolled."""
+    return make_user(username, *((role, None) for role in roles), totp_secret=totp.new_secret())
+
+
+@pytest.fixture
+def researcher(make_user):
+    return second_factor_user(make_user, "rua.researcher", ANALYST, RESEARCH_REQUESTER)
+
+
+@pytest.fixture
+def officer(make_user):
+    return second_factor_user(make_user, "pia.officer", PRIVACY_OFFICER)
+
+
+@pytest.fixture
+def officer_researcher(make_user):
+    """Holds both roles: may ask, and decide others' requests, never their own."""
+    return second_factor_user(make_user, "both.hats", ANALYST, RESEARCH_REQUESTER, PRIVACY_OFFICER)

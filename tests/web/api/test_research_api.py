@@ -14,11 +14,13 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from cldx.access import tokens, totp
+from cldx.access import tokens
 from cldx.access.audit import list_events
-from cldx.access.roles import ADMINISTRATOR, ANALYST, PRIVACY_OFFICER, RESEARCH_REQUESTER
+from cldx.access.roles import ADMINISTRATOR, ANALYST, RESEARCH_REQUESTER
 from cldx.config import Settings
 from cldx.store.db import read_transaction, write_transaction
+
+from ..conftest import second_factor_user
 
 API = "/api/v1/research-extracts"
 PURPOSE = "Re-referral within a year of Social Workers in Schools, for the Ministry's evaluation team."
@@ -30,26 +32,6 @@ EXTRACT_FILES = {"manifest.json", "clients.parquet", "clients.csv", "data_dictio
 @pytest.fixture
 def web_settings(matrix_settings: Settings) -> Settings:
     return matrix_settings
-
-
-def second_factor_user(make_user, username: str, *roles: str):
-    return make_user(username, *((role, None) for role in roles), totp_secret=totp.new_secret())
-
-
-@pytest.fixture
-def researcher(make_user):
-    return second_factor_user(make_user, "rua.researcher", ANALYST, RESEARCH_REQUESTER)
-
-
-@pytest.fixture
-def officer(make_user):
-    return second_factor_user(make_user, "pia.officer", PRIVACY_OFFICER)
-
-
-@pytest.fixture
-def officer_researcher(make_user):
-    """Holds both roles: may ask, and decide others' requests, never their own."""
-    return second_factor_user(make_user, "both.hats", ANALYST, RESEARCH_REQUESTER, PRIVACY_OFFICER)
 
 
 def ask(client: TestClient, **changes) -> dict:

@@ -14,10 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 
-from cldx.access import totp
-from cldx.access.roles import ADMINISTRATOR, ANALYST, PRIVACY_OFFICER, RESEARCH_REQUESTER
+from cldx.access.roles import ADMINISTRATOR, ANALYST, RESEARCH_REQUESTER
 from cldx.config import Settings
 from cldx.web.templating import NAVIGATION, navigation_for
+
+from ..conftest import second_factor_user
 
 PURPOSE = "Re-referral within a year of Social Workers in Schools, for the Ministry's evaluation team."
 FORM = {"period_from": "2016-07", "period_to": "2017-06", "purpose": PURPOSE, "k": "5", "date_precision": "month"}
@@ -27,25 +28,6 @@ YEAR = date.today().year
 @pytest.fixture
 def web_settings(matrix_settings: Settings) -> Settings:
     return matrix_settings
-
-
-def second_factor_user(make_user, username: str, *roles: str):
-    return make_user(username, *((role, None) for role in roles), totp_secret=totp.new_secret())
-
-
-@pytest.fixture
-def researcher(make_user):
-    return second_factor_user(make_user, "rua.researcher", ANALYST, RESEARCH_REQUESTER)
-
-
-@pytest.fixture
-def officer(make_user):
-    return second_factor_user(make_user, "pia.officer", PRIVACY_OFFICER)
-
-
-@pytest.fixture
-def officer_researcher(make_user):
-    return second_factor_user(make_user, "both.hats", ANALYST, RESEARCH_REQUESTER, PRIVACY_OFFICER)
 
 
 def ask(client: TestClient, **changes) -> str:
