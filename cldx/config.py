@@ -6,7 +6,9 @@ environment themselves. Secrets can be given as `CLDX_<NAME>_FILE` pointing at a
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +33,10 @@ class Settings(BaseSettings):
         True, description="Run a queue worker thread inside the web app (the embedded default needs no other process)."
     )
     timezone: str = Field("Pacific/Auckland", description="Time zone times are shown in (they are stored in UTC).")
+    today: date | None = Field(
+        None,
+        description="The day taken as today for what is due (the provider portal's due dates, compliance's months due, the upload form's month); blank: the real date. The demo's data ends in 2018, so `make demo` sets it to just after its last submission.",
+    )
     key_file: Path = Field(
         Path("cldx-keys.json"),
         description="The data keys that encrypt names, dates of birth, quarantined rows and queued files (created by `cldx init`, owner-only; back it up apart from the database).",
@@ -44,6 +50,14 @@ class Settings(BaseSettings):
         Path("cldx-analytic"),
         description="Where the analytic layer (pseudonymised Parquet copy of the records, one file per table and provider) is kept; rebuilt from the store when missing.",
     )
+
+    def now(self) -> datetime:
+        """The current instant in UTC, or, with `today` set, this time of day on that day in `timezone`."""
+        real = datetime.now(UTC)
+        if self.today is None:
+            return real
+        zone = ZoneInfo(self.timezone)
+        return datetime.combine(self.today, real.astimezone(zone).time(), zone).astimezone(UTC)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -155,6 +155,8 @@ def _build_analytic_layer(settings) -> None:
 def _show_accounts(data: Path) -> None:
     path = data / ACCOUNTS_FILE
     if path.exists():
-        console.print(f"Demo accounts (also in {path}; ministry roles need a one-time code: "
-                      "`.venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"`):")
-        console.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
+        # Plain print, not the Rich console: a console wraps long lines at the terminal's width,
+        # which would split a TOTP secret over two lines for someone to copy.
+        print(f"Demo accounts (also in {path}). Ministry roles also give a one-time code: "
+              "`.venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"`")
+        print(path.read_text(encoding="utf-8"), end="", flush=True)

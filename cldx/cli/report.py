@@ -23,7 +23,7 @@ def report_context(engine, settings):
     from cldx.analysis.reports import ReportContext
     from cldx.identity.vault import vault_of
 
-    return ReportContext(layer_for(settings.analytic_dir, engine), vault_of(engine).derived_key("rr3 rounding"))
+    return ReportContext(layer_for(settings.analytic_dir, engine), vault_of(engine).derived_key("rr3 rounding"), clock=settings.now)
 
 
 def register(app: typer.Typer) -> None:

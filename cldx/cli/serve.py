@@ -19,4 +19,5 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         typer.echo(f"cldx serving {settings.database_url} on http://{host}:{port}")
+        typer.echo(f"Sign in at http://{host}:{port}/sign-in")
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -44,7 +44,7 @@ def report_context(request: Request) -> ReportContext:
     if context is None:
         engine = state.engine
         context = state.report_context = ReportContext(
-            layer_for(state.settings.analytic_dir, engine), vault_of(engine).derived_key("rr3 rounding")
+            layer_for(state.settings.analytic_dir, engine), vault_of(engine).derived_key("rr3 rounding"), clock=state.settings.now
         )
     return context
 

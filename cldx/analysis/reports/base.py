@@ -10,6 +10,7 @@ and whose they are.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
@@ -269,6 +270,8 @@ class ReportContext:
     layer: AnalyticLayer
     rounding_key: bytes
     threshold: int = 6
+    # What is due depends on the day: the app's clock (Settings.now, which a demo sets back).
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     _labels: Labels | None = None
 
     @property

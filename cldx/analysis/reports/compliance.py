@@ -349,7 +349,7 @@ def summary_section(contracts: pl.DataFrame, figures: dict[str, ContractFigures]
 def run(context: ReportContext, *, period: Period, by: list[str] | str | None, audience: Audience,
         now: datetime | None = None) -> Report:
     dims = parse_by(by, default=DEFAULT_BY, allowed=())
-    now = now or datetime.now(timezone.utc)
+    now = now or context.clock()
     provider_id = audience.provider_id if audience.is_provider else None
     contracts = read_contracts(context.engine, provider_id).filter(pl.col("data_clause"))
     submissions = read_submissions(context.engine, provider_id)

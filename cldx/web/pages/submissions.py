@@ -122,7 +122,7 @@ def upload_context(
     if values is None:
         values = {
             "provider": providers[0].code if len(providers) == 1 else "",
-            "period": datetime.now(ZoneInfo(settings.timezone)).strftime("%Y-%m"),
+            "period": settings.now().astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m"),
             "mode": MODES[0],
         }
     return {
