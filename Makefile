@@ -5,7 +5,7 @@ CLDX   := $(VENV)/bin/cldx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: demo test setup docs standard-docs bench bench-reports clean
+.PHONY: demo test setup docs standard-docs bench bench-reports clean screenshots
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,10 +19,14 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The demo's data ends with submissions received in August 2018: served as of the day after, so
+# what is due and what is missing read as they would have then (CLDX_TODAY; see the README).
+DEMO_TODAY ?= 2018-08-30
+
 demo: setup
 	$(CLDX) init
 	$(CLDX) demo
-	$(CLDX) serve --host $(HOST) --port $(PORT)
+	CLDX_TODAY=$(DEMO_TODAY) $(CLDX) serve --host $(HOST) --port $(PORT)
 
 # One worker per core, at most four (pytest-xdist); each test file runs whole on one worker, so its
 # module fixtures are made once. Session fixtures (the evidence store) are made once per worker.
@@ -47,3 +51,8 @@ bench: setup
 # and PostgreSQL, disclosure control included, beside a bare DuckDB GROUP BY. `BENCH_ARGS=--quick` for a smoke run.
 bench-reports: setup
 	$(PYTHON) -m benchmarks.reports $(BENCH_ARGS)
+
+# The README's screenshots (docs/screenshots/): a small demo store served and drawn in headless Chromium.
+# `make screenshots SCREENSHOT_ARGS="--store DIR"` reuses a folder where `cldx init` and `cldx demo` ran.
+screenshots: setup
+	$(PYTHON) scripts/screenshots.py $(SCREENSHOT_ARGS)

@@ -9,12 +9,15 @@ a JSON data block, which the browser never executes (so the Content Security Pol
       <script type="application/json" class="chart-spec">{{ spec_json(spec) | safe }}</script>
     </figure>
 
-or serves it from a URL: `<figure class="chart" data-spec-url="/reports/…/chart.json">`.
+or serves it from a URL: `<figure class="chart" data-spec-url="/reports/…/chart.json">`. Once drawn,
+charts.js puts "Download PNG" and "Download SVG" buttons after the figure; the files are named
+from `data-file-name` on the figure (e.g. "reach-people"), else from the spec's title.
 
 Suppressed values (None, also NaN) are never drawn: bars, points and intervals for them are
 filtered out (their category stays on the axis, an empty slot rather than a vanished row), and a
 line breaks at them instead of bridging the gap. Every spec carries a `description`, which
-charts.js gives the figure as its accessible name and Vega gives the SVG.
+charts.js gives the chart as its accessible name (role="img" on the figure, or on the chart
+inside a figure with a <figcaption>) and Vega gives the SVG.
 
 Field names must be plain (no ".", "[", "]" or "\\"): Vega-Lite reads those as nested access.
 """

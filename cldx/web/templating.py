@@ -21,8 +21,8 @@ from fastapi.templating import Jinja2Templates
 
 import cldx
 from cldx.access.roles import (
-    DECIDE_RESEARCH_EXTRACT, PROVIDER_CAPABILITIES, READ_IDENTITY, REQUEST_RESEARCH_EXTRACT, SUBMIT, VIEW_ANALYSIS, VIEW_AUDIT,
-    VIEW_PROVIDER, Principal,
+    DECIDE_RESEARCH_EXTRACT, MANAGE_REGISTRY, MANAGE_TOKENS, MANAGE_USERS, PROVIDER_CAPABILITIES, READ_IDENTITY, REQUEST_RESEARCH_EXTRACT,
+    SUBMIT, VIEW_ANALYSIS, VIEW_AUDIT, VIEW_PROVIDER, Principal,
 )
 from cldx.standard import STANDARD_NAME, STANDARD_VERSION
 
@@ -42,6 +42,7 @@ NAVIGATION: tuple[tuple[str, str, str | tuple[str, ...] | None], ...] = (
     ("Research extracts", "/research", (REQUEST_RESEARCH_EXTRACT, DECIDE_RESEARCH_EXTRACT)),
     ("Privacy Act requests", "/privacy/requests", READ_IDENTITY),
     ("Audit trail", "/privacy/audit", VIEW_AUDIT),
+    ("Administration", "/admin", (MANAGE_USERS, MANAGE_TOKENS, MANAGE_REGISTRY)),
 )
 
 

@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -128,24 +129,29 @@ def make_user(web_app: FastAPI) -> Callable[..., Persona]:
     """Add a user with roles given as (role, provider code or None); optionally with a TOTP secret set up."""
     engine = web_app.state.engine
 
-    def make(username: str, *roles: tuple[str, str | None], password: str = PASSWORD, totp_secret: str | None = None,
-             confirmed: bool = True, active: bool = True) -> Persona:
-        with write_transaction(engine) as session:
-            user = User(username=username, display_name=username.title(), password_hash=CHEAP_HASHER.hash(password), is_active=active,
-                        failed_sign_ins=0, password_changed_at=datetime.now(timezone.utc))
-            if totp_secret is not None:
-                user.totp_secret = totp.seal_secret(vault_of(engine).keys, totp_secret)
-                # A confirmed factor has had a code accepted (long ago); an unconfirmed one never has.
-                user.totp_last_step = 1 if confirmed else None
-            session.add(user)
-            session.flush()
-            for role, code in roles:
-                provider_id = session.scalar(select(Provider.id).where(Provider.code == code)) if code else None
-                assert code is None or provider_id is not None, f"no provider {code}"
-                session.add(UserRole(user_id=user.id, role=role, provider_id=provider_id))
-            return Persona(user.id, username, password, totp_secret)
+    def make(username: str, *roles: tuple[str, str | None], **kwargs) -> Persona:
+        return add_user(engine, username, *roles, **kwargs)
 
     return make
+
+
+def add_user(engine, username: str, *roles: tuple[str, str | None], password: str = PASSWORD, totp_secret: str | None = None,
+             confirmed: bool = True, active: bool = True) -> Persona:
+    """`make_user` on any engine (a module-scoped app's, e.g.)."""
+    with write_transaction(engine) as session:
+        user = User(username=username, display_name=username.title(), password_hash=CHEAP_HASHER.hash(password), is_active=active,
+                    failed_sign_ins=0, password_changed_at=datetime.now(timezone.utc))
+        if totp_secret is not None:
+            user.totp_secret = totp.seal_secret(vault_of(engine).keys, totp_secret)
+            # A confirmed factor has had a code accepted (long ago); an unconfirmed one never has.
+            user.totp_last_step = 1 if confirmed else None
+        session.add(user)
+        session.flush()
+        for role, code in roles:
+            provider_id = session.scalar(select(Provider.id).where(Provider.code == code)) if code else None
+            assert code is None or provider_id is not None, f"no provider {code}"
+            session.add(UserRole(user_id=user.id, role=role, provider_id=provider_id))
+        return Persona(user.id, username, password, totp_secret)
 
 
 @pytest.fixture
@@ -220,7 +226,14 @@ def add_provider(web_db_url: str) -> Iterator[Callable[..., None]]:
 
 @pytest.fixture
 def live_server(web_app: FastAPI) -> Iterator[str]:
-    """Serve `web_app` with uvicorn in a background thread; yields the base URL (no trailing /).
+    """Serve `web_app` with uvicorn in a background thread; yields the base URL (no trailing /)."""
+    with serve(web_app) as url:
+        yield url
+
+
+@contextmanager
+def serve(web_app: FastAPI) -> Iterator[str]:
+    """`live_server` for any app and scope (a module's own, e.g.); yields the base URL.
 
     The socket is bound here (port 0) and handed to uvicorn, so there is no race for the port.
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import home, privacy, reports, research, sign_in, submissions, templates_download
+from . import admin, home, privacy, reports, research, sign_in, submissions, templates_download
 
 pages_router = APIRouter(include_in_schema=False)
 pages_router.include_router(sign_in.router)
@@ -19,3 +19,4 @@ pages_router.include_router(templates_download.router)
 pages_router.include_router(privacy.router)
 pages_router.include_router(reports.router)
 pages_router.include_router(research.router)
+pages_router.include_router(admin.router)

@@ -3,7 +3,9 @@
 A provider's staff get their organisation's portal: what is due and when, its latest
 submissions, a data-quality score, findings still to fix, the templates, and its own results
 beside its service line's benchmark (the `providers` report, as `cldx.disclosure` released it),
-above its own counts. The provider's own figures come from `cldx.web.portal`. Ministry roles see
+above its own counts. The provider's own figures come from `cldx.web.portal`. An analyst first
+sees the roll-out overview (the coverage report's shares of spend and of providers against the
+brief's targets, as released for the ministry) and the way into each report. Ministry roles see
 what the whole store holds (registry sizes, submissions, records by type: counts only, no client
 data) and what their role is for. The whole-store counts are never shown to a provider: they
 would say how much others sent.
@@ -20,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cldx.access.roles import ROLES, SUBMIT
+from cldx.access.roles import ROLES, SUBMIT, VIEW_ANALYSIS
 from cldx.analysis.reports import Period, Section
 from cldx.analysis.reports.providers import MEASURES
 from cldx.standard import RECORD_TYPES
@@ -33,13 +35,24 @@ from cldx.web.reports import report_for
 from cldx.web.templating import render
 from cldx.web.visibility import own_provider, summary_for
 
-from .reports import _section_view, chart_rows  # the report page's view of a section, so both show it alike
+from .reports import chart_rows, section_view  # the report page's view of a section, so both show it alike
 from .submissions import STATUS_TEXT, period_label
 from .templates_download import template_links
 
 router = APIRouter()
 
 LATEST_SUBMISSIONS = 5
+OVERVIEW_REPORT = "coverage"
+OVERVIEW_SECTIONS = ("spend", "providers")
+# The ministry's pages, as the overview lists them: (report, what an analyst goes there for).
+MINISTRY_REPORTS = (
+    ("reach", "Reach explorer: people and engagements by service, period and breakdowns"),
+    ("outcomes", "Outcomes: what changed for clients"),
+    ("providers", "Provider comparison, with funnel plots"),
+    ("compliance", "Compliance and data quality per contract"),
+    ("practice", "Effective-practice summary"),
+    ("cohorts", "Cohort comparisons"),
+)
 BENCHMARK_REPORT = "providers"
 BENCHMARK_SECTION = "comparison"
 LINE_ROW = "All providers (benchmark)"  # the line's row, whose provider the report leaves blank ("Total")
@@ -93,6 +106,7 @@ def home_context(request: Request, session: Session, *, now: datetime | None = N
         "role_notes": [ROLE_NOTES[role] for role in roles if role in ROLE_NOTES],
         "portal": portal.portal_for(session, provider.id, now=now or request.app.state.settings.now()) if provider is not None else None,
         "templates": template_links() if provider is not None else [],
+        "overview": None,  # an analyst's roll-out overview (overview_context)
         "status_labels": {status: label for status, (label, _) in STATUS_TEXT.items()},
     }
 
@@ -103,12 +117,27 @@ async def home(request: Request, session: SessionDep) -> HTMLResponse:
     context = await run_in_threadpool(home_context, request, session)
     if context["portal"] is not None:
         context.update(await benchmark_context(request, context["provider"], context["portal"].benchmark_period))
+    elif principal_of(request).can(VIEW_ANALYSIS):
+        context.update(await overview_context(request))
     return render(request, "home.html", context)
 
 
 @router.get("/fragments/summary", response_class=HTMLResponse, name="summary_fragment")
 def summary_fragment(request: Request, session: SessionDep) -> HTMLResponse:
     return render(request, "_summary.html", summary_context(request, session))
+
+
+# --- The ministry's roll-out overview -------------------------------------------------------------------
+
+
+async def overview_context(request: Request) -> dict[str, Any]:
+    """The coverage report's month-by-month shares of CIS spend and of providers against the brief's
+    targets (23% from July 2016, 100% from July 2017), as released for the ministry: an analyst's
+    first view of the roll-out, with the way into every other report."""
+    report = await report_for(request, OVERVIEW_REPORT, period=None, by=None)
+    sections = [section_view(s) for s in report.sections if s.key in OVERVIEW_SECTIONS]
+    return {"overview": {"report": report, "sections": sections}, "charts": any(s["chart"] for s in sections),
+            "ministry_reports": MINISTRY_REPORTS}
 
 
 # --- The provider's results beside its service line ------------------------------------------------
@@ -141,7 +170,7 @@ async def benchmark_context(request: Request, provider: Provider, period: Period
 def benchmark_view(section: Section, provider_code: str) -> dict[str, Any]:
     """The section as the report page shows it (header, rows, rules), with the line's rows named as
     the benchmark and a chart that shows them beside the provider's."""
-    view = _section_view(section)
+    view = section_view(section)
     # The line's rows read "Total" in the report's table; here they are the benchmark beside the provider.
     rows = section.table.rows  # type: ignore[attr-defined]
     view["rows"] = [[LINE_ROW if at["provider"] is None else cells[0], *cells[1:]]

@@ -74,7 +74,7 @@ async def report_page(
     return render(request, "report.html", {
         "report": report,
         "charts": True,
-        "sections": [_section_view(s) for s in report.sections],
+        "sections": [section_view(s) for s in report.sections],
         "error": error,
         "dimensions": [(d, BREAKDOWN_LABELS.get(d, d.replace("_", " "))) for d in REPORTS[name].ALLOWED_BY],
         "max_by": REPORTS[name].MAX_BY,
@@ -88,7 +88,7 @@ async def report_page(
 # --- From a released table to what the page shows ----------------------------------------------------------
 
 
-def _section_view(section: Section) -> dict[str, Any]:
+def section_view(section: Section) -> dict[str, Any]:
     rows = section.table.to_csv_rows()  # type: ignore[attr-defined]
     cut = rows.index([]) if [] in rows else len(rows)
     table = section.table

@@ -6,7 +6,17 @@
      <figure class="chart" data-spec-url="/some/url.json"></figure>
    The chart is drawn into the figure's <div class="chart-canvas"> (made if missing). A spec that
    cannot be read or drawn leaves a short message in the figure, never an empty box. The figure
-   is named for assistive technology from the spec's description (role="img", aria-label).
+   is named for assistive technology from the spec's description (role="img", aria-label); a
+   figure with a <figcaption> keeps its own role (ARIA in HTML allows none on a captioned figure)
+   and its caption, and the chart canvas inside it is the named image instead.
+
+   Downloads: once drawn, a figure is followed by "Download PNG" and "Download SVG" buttons
+   (a <p class="chart-downloads"> right after it, never inside it: role="img" makes everything
+   inside the figure presentational, so controls there would be hidden from assistive technology,
+   as vega-embed's own action links were). A click asks the Vega view for the image
+   (view.toImageURL: a data: URL for PNG, a blob: URL for SVG) and saves it through a temporary
+   <a download>; neither is a fetch, so the policy needs no change. The file is named from the
+   figure's data-file-name (e.g. "reach-people"), else the spec's title, else the figure's id.
 
    Needs, loaded before this file: vendor/vega, vendor/vega-lite and vendor/vega-embed (the
    globals vega, vegaLite and vegaEmbed) and vendor/vega-embed.css.
@@ -28,6 +38,11 @@
 
   // Readable defaults for every chart (the spec's own config, if any, wins).
   const CONFIG = {
+    // The figure is one image to assistive technology (role="img", named from the spec's
+    // description; the table beside it holds the values), so Vega's own ARIA for each mark and
+    // axis is left out: inside role="img" it would not be read anyway, and marks Vega cannot
+    // describe (a rule from x to x2, a line of several points) would be unnamed graphics.
+    aria: false,
     font: FONT,
     background: "#ffffff",
     padding: 8,
@@ -39,7 +54,7 @@
     },
     legend: { labelFontSize: 13, titleFontSize: 13, titleFontWeight: 600, labelColor: INK, titleColor: INK, labelLimit: 260 },
     header: { labelFontSize: 13, titleFontSize: 13 },
-    mark: { color: "#0b4f6c" },
+    mark: { color: "#0b4f6c", aria: false }, // see `aria` above: hides each mark group (aria-hidden)
     bar: { color: "#0b4f6c" },
     line: { strokeWidth: 2 },
     point: { size: 60 },
@@ -51,12 +66,11 @@
   function embedOptions() {
     const options = {
       renderer: "svg",
-      actions: { export: true, source: false, compiled: false, editor: false },
+      actions: false, // cldx's own download buttons instead, outside the figure (see the top)
       ast: true,
       defaultStyle: false, // vega-embed would add a <style> element; its rules are in vega-embed.css
       tooltip: { disableDefaultStyle: true }, // likewise vega-tooltip's
-      config: CONFIG,
-      i18n: { PNG_ACTION: "Save as PNG", SVG_ACTION: "Save as SVG" }
+      config: CONFIG
     };
     // vega-embed falls back to the interpreter it bundles; pass one only if a page loaded its own.
     const interpreter = (window.vega && window.vega.expressionInterpreter) || window.vegaExpressionInterpreter;
@@ -89,10 +103,103 @@
     });
   }
 
+  // PNG at twice the drawn size: sharp on high-density screens and when pasted into a document.
+  const FORMATS = [
+    { type: "png", label: "Download PNG", scale: 2 },
+    { type: "svg", label: "Download SVG", scale: 1 }
+  ];
+  // A blob: URL is freed once the browser has had time to start saving it (freeing it at once can
+  // cancel the download).
+  const REVOKE_AFTER_MS = 60000;
+
+  function fileStem(figure, spec) {
+    const stem = figure.dataset.fileName || (typeof spec.title === "string" && spec.title) || figure.id || "chart";
+    const slug = stem.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+      .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 80);
+    return slug || "chart";
+  }
+
+  function save(url, fileName) {
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = fileName;
+    link.hidden = true;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    if (url.startsWith("blob:")) {
+      window.setTimeout(function () {
+        URL.revokeObjectURL(url);
+      }, REVOKE_AFTER_MS);
+    }
+  }
+
+  function addDownloads(figure, spec, view) {
+    const existing = figure.nextElementSibling;
+    if (existing && existing.classList.contains("chart-downloads")) existing.remove();
+    const bar = document.createElement("p");
+    bar.className = "chart-downloads";
+    if (figure.id) bar.id = figure.id + "-downloads";
+    const stem = fileStem(figure, spec);
+    // Several charts on a page each have these two buttons: the chart's title, read but not
+    // shown, tells them apart for a screen reader.
+    const title = typeof spec.title === "string" ? spec.title : "";
+    const message = document.createElement("span");
+    message.className = "chart-download-message";
+    message.setAttribute("role", "status");
+    FORMATS.forEach(function (format) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "button button-secondary chart-download";
+      button.dataset.format = format.type;
+      button.append(format.label);
+      if (title) {
+        const hidden = document.createElement("span");
+        hidden.className = "visually-hidden";
+        hidden.textContent = " (" + title + ")";
+        button.appendChild(hidden);
+      }
+      button.addEventListener("click", function () {
+        button.disabled = true;
+        message.textContent = "";
+        view.toImageURL(format.type, format.scale)
+          .then(function (url) {
+            save(url, stem + "." + format.type);
+          })
+          .catch(function (error) {
+            message.textContent = "The " + format.type.toUpperCase() + " file could not be made.";
+            console.error("cldx chart download:", error);
+          })
+          .finally(function () {
+            button.disabled = false;
+          });
+      });
+      bar.appendChild(button);
+    });
+    bar.appendChild(message);
+    figure.after(bar);
+  }
+
+  // The element that is the chart's image for assistive technology (see the top).
+  function imageOf(figure) {
+    return figure.querySelector(":scope > figcaption") ? canvasOf(figure) : figure;
+  }
+
+  // Called again once drawn: Vega makes the canvas (its container) a "graphics-document" with a
+  // role description, which for a captioned figure's canvas is replaced by the one plain image.
+  function nameImage(figure, spec) {
+    if (typeof spec.description !== "string" || !spec.description) return;
+    const image = imageOf(figure);
+    image.setAttribute("role", "img");
+    image.setAttribute("aria-label", spec.description);
+    image.removeAttribute("aria-roledescription");
+  }
+
   function showError(figure, error) {
     figure.dataset.chartState = "failed";
-    figure.removeAttribute("role");
-    figure.removeAttribute("aria-label");
+    const image = imageOf(figure);
+    image.removeAttribute("role");
+    image.removeAttribute("aria-label");
     const canvas = canvasOf(figure);
     canvas.replaceChildren();
     const message = document.createElement("p");
@@ -110,16 +217,17 @@
       return;
     }
     figure.dataset.chartState = "loading";
+    let spec = null;
     readSpec(figure)
-      .then(function (spec) {
+      .then(function (read) {
+        spec = read;
         if (!spec || typeof spec !== "object") throw new Error("the chart data is not a Vega-Lite spec");
-        if (typeof spec.description === "string" && spec.description) {
-          figure.setAttribute("role", "img");
-          figure.setAttribute("aria-label", spec.description);
-        }
+        nameImage(figure, spec);
         return window.vegaEmbed(canvasOf(figure), spec, embedOptions());
       })
-      .then(function () {
+      .then(function (result) {
+        nameImage(figure, spec);
+        addDownloads(figure, spec, result.view);
         figure.dataset.chartState = "rendered";
       })
       .catch(function (error) {

@@ -251,7 +251,7 @@ def test_the_portal_shows_the_providers_own_figures(client_for, make_user, minis
     # The ministry's home page keeps its whole-store counts and none of the portal.
     ministry = ministry_client.get("/").text
     assert 'id="role-notes"' in ministry and 'data-count="providers">2<' in ministry
-    assert 'id="quality"' not in ministry and 'id="benchmark"' not in ministry and "chart-spec" not in ministry
+    assert 'id="quality"' not in ministry and 'id="benchmark"' not in ministry and 'id="due"' not in ministry
 
 
 def test_the_benchmark_is_the_providers_report_own_and_line_rows_and_a_viewer_cannot_upload(client_for, make_user, registry, sent, web_app) -> None:
@@ -260,7 +260,7 @@ def test_the_benchmark_is_the_providers_report_own_and_line_rows_and_a_viewer_ca
     assert 'class="chart-spec"' in html and "vega-embed" in html  # the chart, and the chart scripts loaded
     # No one here is assessed, so the chart falls back from improvement to completion.
     assert '"title":"Completion, case-mix adjusted"' in html and '"who":"You · Social Workers in Schools"' in html
-    shown = Cells(html, "benchmark-table").rows
+    shown = Cells(html, "table-benchmark").rows
     # The same report the page ran (its cached context), for this provider's audience and months:
     # its released rows, the provider's own and its line's, cell for cell; peers' rows left out.
     audience = Audience(registry[OWN], OWN)
@@ -302,3 +302,29 @@ def test_the_portal_reads_the_day_from_the_settings(client_for, make_user, regis
     due = Cells(html, "due-table").rows[1:]
     assert [row[1] for row in due] == ["August 2017"], due
     assert 'id="missing-table"' not in html
+
+
+# --- The ministry's roll-out overview ------------------------------------------------------------------
+
+
+def test_an_analyst_lands_on_the_rollout_overview_and_other_ministry_roles_do_not(client_for, make_user, ministry_client, registry,
+                                                                                 sent, web_app) -> None:
+    from cldx.analysis.reports import MINISTRY
+
+    from ..conftest import second_factor_user
+
+    html = ministry_client.get("/").text
+    assert "<h1>Roll-out overview</h1>" in html and 'class="chart-spec"' in html
+    report = run_report("coverage", web_app.state.report_context, audience=MINISTRY)
+    for key in ("spend", "providers"):
+        rows = next(s for s in report.sections if s.key == key).table.to_csv_rows()
+        rows = rows[:rows.index([])] if [] in rows else rows
+        shown = Cells(html, f"table-overview-{key}").rows
+        assert shown[0] == [h.replace("_", " ") for h in rows[0]] and shown[1:] == rows[1:], key
+    # The spend series carries the brief's target: 23% from July 2016, 100% from July 2017.
+    assert ["2017-07", "Target (brief)", "100.0"] in Cells(html, "table-overview-spend").rows
+    for name in ("reach", "outcomes", "providers", "compliance", "practice"):
+        assert f'href="/reports/{name}"' in html
+    # A privacy officer (no analysis capability) sees the counts page, not the overview.
+    officer = client_for(second_factor_user(make_user, "pia.officer", "privacy-officer")).get("/").text
+    assert "<h1>What the database holds</h1>" in officer and "chart-spec" not in officer
