@@ -5,7 +5,7 @@ CLDX   := $(VENV)/bin/cldx
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: demo test setup docs standard-docs bench bench-reports clean screenshots
+.PHONY: demo test setup docs standard-docs bench bench-reports bench-concurrency clean screenshots
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -51,6 +51,12 @@ bench: setup
 # and PostgreSQL, disclosure control included, beside a bare DuckDB GROUP BY. `BENCH_ARGS=--quick` for a smoke run.
 bench-reports: setup
 	$(PYTHON) -m benchmarks.reports $(BENCH_ARGS)
+
+# Concurrency benchmark (benchmarks/concurrency.py): 20 provider systems posting JSON batches of 1,000
+# records at once to uvicorn (4 workers on PostgreSQL, 1 on SQLite) for 30 s, the store checked after,
+# beside submit() run serially. About 3 minutes; `BENCH_ARGS=--quick` for a smoke run (under a minute).
+bench-concurrency: setup
+	$(PYTHON) -m benchmarks.concurrency $(BENCH_ARGS)
 
 # The README's screenshots (docs/screenshots/): a small demo store served and drawn in headless Chromium.
 # `make screenshots SCREENSHOT_ARGS="--store DIR"` reuses a folder where `cldx init` and `cldx demo` ran.

@@ -26,11 +26,29 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         200 * 1024 * 1024, description="Largest upload the web app accepts, in bytes."
     )
+    max_batch_records: int = Field(
+        50_000, description="Most records one JSON batch to the API may hold (it is processed in the request; larger sets go as files, which are queued)."
+    )
+    sign_in_window_seconds: int = Field(
+        300, gt=0, description="The sliding window the sign-in limits count over, in seconds."
+    )
+    sign_in_attempts_per_address: int = Field(
+        50, gt=0, description="Failed (or in-flight) sign-in attempts one client address may make per window; also its failed API tokens. Then 429."
+    )
+    sign_in_attempts_per_username: int = Field(
+        20, gt=0, description="Failed (or in-flight) sign-in attempts per username per window, from anywhere (above the lock-out's 10 in a row). Then 429."
+    )
+    trusted_proxies: str = Field(
+        "", description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are believed; empty: none."
+    )
     queue_threshold_bytes: int = Field(
         2 * 1024 * 1024, description="Uploads larger than this go to the background worker instead of being processed in the request."
     )
     embedded_worker: bool = Field(
         True, description="Run a queue worker thread inside the web app (the embedded default needs no other process)."
+    )
+    job_stale_seconds: float = Field(
+        60.0, gt=0, description="A running job whose worker has not refreshed its lock for this long is taken by another worker (workers refresh it every quarter of this, at least every 5 s; a worker on the same host takes a dead worker's job at once)."
     )
     timezone: str = Field("Pacific/Auckland", description="Time zone times are shown in (they are stored in UTC).")
     today: date | None = Field(
@@ -49,6 +67,9 @@ class Settings(BaseSettings):
     analytic_dir: Path = Field(
         Path("cldx-analytic"),
         description="Where the analytic layer (pseudonymised Parquet copy of the records, one file per table and provider) is kept; rebuilt from the store when missing.",
+    )
+    retention_years: int = Field(
+        7, ge=1, description="How many years records are kept after their last activity; `cldx retention apply` purges what is older (cldx.store.retention)."
     )
 
     def now(self) -> datetime:

@@ -50,8 +50,12 @@ def key_files(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
     folder = tmp_path_factory.mktemp("keys")
     paths = (folder / "cldx-keys.json", folder / "cldx-linkage.json")
     ensure_key_files(*paths)
-    saved = {name: os.environ.get(name) for name in ("CLDX_KEY_FILE", "CLDX_LINKAGE_SECRET_FILE")}
+    saved = {name: os.environ.get(name) for name in ("CLDX_KEY_FILE", "CLDX_LINKAGE_SECRET_FILE", "CLDX_DATABASE_URL", "CLDX_ANALYTIC_DIR")}
     os.environ["CLDX_KEY_FILE"], os.environ["CLDX_LINKAGE_SECRET_FILE"] = (str(p) for p in paths)
+    # A test that forgets to name its store gets one in a temporary folder, never cldx.db and
+    # cldx-analytic/ in the working directory (the repository, where a developer's demo lives).
+    os.environ["CLDX_DATABASE_URL"] = f"sqlite:///{folder / 'unnamed-store.db'}"
+    os.environ["CLDX_ANALYTIC_DIR"] = str(folder / "unnamed-analytic")
     yield paths
     for name, value in saved.items():
         if value is None:

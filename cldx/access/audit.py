@@ -60,6 +60,7 @@ ACTIONS: dict[str, str] = {
     "research-extract-decided": "A research extract request was approved or refused (target: the request; detail: decision, note).",
     "privacy-request-closed": "A Privacy Act request was closed (target: the request; detail: the outcome).",
     "registry-change": "A provider, service line or contract was added or changed (target: which one; detail: the values changed).",
+    "retention-purge": "Records older than the retention period were purged (detail: run, step, cutoff, period, rows per table; never who).",
 }
 
 # Column widths, checked here so an over-long value fails the same way on SQLite (which would

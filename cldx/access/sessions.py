@@ -5,8 +5,9 @@ owns the cookie. The cookie holds 256 random bits; the store holds only their SH
 copy of the table signs nobody in. Each session carries its own CSRF token (forms echo it).
 
 A session ends at the first of: `ABSOLUTE_LIFETIME` after it started, `IDLE_TIMEOUT` after it
-was last used, sign-out, or its user being disabled (`users.disable` deletes the rows; `find`
-also refuses an inactive user, in case a row was left). A session made by the password step
+was last used, sign-out, its user being disabled (`users.disable` deletes the rows; `find`
+also refuses an inactive user, in case a row was left), or an administrator changing the
+user's roles, password or second factor (`users.set_role` and the resets delete them too). A session made by the password step
 for a user whose roles need a one-time code has `second_factor_done` false; the web app lets
 it reach only the second-factor pages. Completing that step starts a new session (new id):
 the id changes whenever the privilege does, so an id planted or seen before sign-in is useless.

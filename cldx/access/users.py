@@ -155,7 +155,7 @@ def _checked_password(password: str, username: str) -> str:
 
 
 def _end_web_sessions(session: Session, user: User) -> None:
-    """Sign the user out everywhere: after a reset or disabling, no browser keeps the old access."""
+    """Sign the user out everywhere: after a reset, a role change or disabling, no browser keeps the old access."""
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
 
 
@@ -202,7 +202,10 @@ def set_role(
     """Grant a role (or with `remove`, withdraw it); True when anything changed.
 
     Withdrawing a provider role needs no provider code: a user's provider roles are all for one
-    provider. The roles left must still keep the rules (`RoleError` otherwise).
+    provider. The roles left must still keep the rules (`RoleError` otherwise). A change signs
+    the user out everywhere, as a reset does: requests already read the roles afresh, but a
+    session, its id and its CSRF token, should belong to one set of privileges, so the new roles
+    begin with a new sign-in (and, for a role that needs one, its code).
     """
     user = get_user(session, username)
     before = grants_of(session, user.id)
@@ -224,6 +227,7 @@ def set_role(
         session.execute(delete(UserRole).where(UserRole.user_id == user.id, UserRole.role == gone_role,
                                                UserRole.provider_id.is_(None) if gone_provider is None else UserRole.provider_id == gone_provider))
     session.add_all(UserRole(user_id=user.id, role=r, provider_id=p) for r, p in after - before)
+    _end_web_sessions(session, user)
     session.flush()
     changed = (before - after) | (after - before)
     audit.record(session, actor=actor, action="role-change", target=user.username,

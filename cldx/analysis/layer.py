@@ -11,9 +11,10 @@ region, and the service facts. No names, no dates of birth, and no provider clie
 records are joined on the store's own row ids.
 
 Kept current by provider: a provider's data changes only through its submissions or a Privacy
-Act correction, so the store's version of a provider is (submissions finished, latest finish,
-latest correction). `ensure_current` compares those with the manifest and rebuilds only the
-providers that changed; the web app and the CLI call it before every report, so a report never
+Act correction (or a retention purge, `cldx.store.retention`), so the store's version of a
+provider is (submissions finished, latest finish, latest correction, latest purge).
+`ensure_current` compares those with the manifest and rebuilds only the providers that
+changed; the web app and the CLI call it before every report, so a report never
 reads stale data, and `cldx analytic refresh` builds the whole layer ahead of time.
 """
 
@@ -35,6 +36,7 @@ from sqlalchemy import Engine, text
 
 from cldx.standard.codesets import code_set, ta_regions
 from cldx.store.db import read_transaction
+from cldx.store.retention import AUDIT_ACTION as PURGE_ACTION
 from cldx.store.scope import set_scope
 
 LAYOUT = 3  # bump when a table's columns change: every provider is rebuilt
@@ -223,6 +225,8 @@ _SUBMITTED = text("""
     FROM submission WHERE finished_at IS NOT NULL GROUP BY provider_id
 """)
 _CORRECTED = text("SELECT provider_id, max(id) FROM record_history WHERE change = 'corrected' GROUP BY provider_id")
+# A retention purge is recorded in the audit trail in the transaction that deletes (cldx.store.retention).
+_PURGED = text("SELECT provider_id, max(id) FROM audit_event WHERE action = :action AND provider_id IS NOT NULL GROUP BY provider_id")
 
 
 def store_versions(engine: Engine) -> dict[int, str]:
@@ -233,6 +237,8 @@ def store_versions(engine: Engine) -> dict[int, str]:
         versions = {int(p): f"{n}:{latest}" for p, n, latest in connection.execute(_SUBMITTED)}
         for p, last in connection.execute(_CORRECTED):
             versions[int(p)] = f"{versions.get(int(p), '0:')}:c{last}"
+        for p, last in connection.execute(_PURGED, {"action": PURGE_ACTION}):
+            versions[int(p)] = f"{versions.get(int(p), '0:')}:r{last}"
     return versions
 
 

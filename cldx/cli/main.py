@@ -7,6 +7,7 @@ import typer
 from cldx import __version__
 
 from . import audit as audit_cmd
+from . import backup as backup_cmd
 from . import demo as demo_cmd
 from . import export as export_cmd
 from . import generate as generate_cmd
@@ -15,6 +16,7 @@ from . import keys as keys_cmd
 from . import privacy as privacy_cmd
 from . import registry as registry_cmd
 from . import report as report_cmd
+from . import retention as retention_cmd
 from . import rules as rules_cmd
 from . import serve as serve_cmd
 from . import standard as standard_cmd
@@ -22,6 +24,7 @@ from . import store as store_cmd
 from . import submit as submit_cmd
 from . import tokens as tokens_cmd
 from . import users as users_cmd
+from . import worker as worker_cmd
 
 app = typer.Typer(
     name="cldx",
@@ -30,7 +33,9 @@ app = typer.Typer(
     add_completion=False,
 )
 store_cmd.register(app)
+backup_cmd.register(app)
 serve_cmd.register(app)
+worker_cmd.register(app)
 generate_cmd.register(app)
 submit_cmd.register(app)
 demo_cmd.register(app)
@@ -46,6 +51,7 @@ app.add_typer(privacy_cmd.app, name="privacy")
 app.add_typer(users_cmd.app, name="users")
 app.add_typer(tokens_cmd.app, name="tokens")
 app.add_typer(export_cmd.app, name="export")
+app.add_typer(retention_cmd.app, name="retention")
 
 
 @app.command()

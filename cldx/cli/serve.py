@@ -20,4 +20,6 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         typer.echo(f"cldx serving {settings.database_url} on http://{host}:{port}")
         typer.echo(f"Sign in at http://{host}:{port}/sign-in")
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # proxy_headers off: uvicorn would otherwise believe X-Forwarded-* from any process on
+        # 127.0.0.1; create_app believes only CLDX_TRUSTED_PROXIES.
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False)

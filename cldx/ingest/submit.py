@@ -26,7 +26,7 @@ from cldx.store import read_transaction, write_transaction
 from cldx.identity.linkage import with_person_keys
 from cldx.identity.vault import Vault, vault_of
 from cldx.store.scope import set_scope
-from cldx.store.bulk import IDENTITY_VALUES, insert_frame, read_frame, upsert_records
+from cldx.store.bulk import IDENTITY_VALUES, insert_frame, read_by_keys, read_frame, upsert_records
 from cldx.store.models import (
     IDENTITY_MODELS,
     Assessment,
@@ -54,6 +54,13 @@ MODES = ("partial", "all-or-nothing")
 
 class UnknownProvider(LookupError):
     """No provider with that code: nothing can be read for it."""
+
+
+class JobLost(RuntimeError):
+    """The queue job being completed is no longer held by the worker completing it: nothing is stored.
+
+    Another worker took it over (this one was thought dead) and stores it instead.
+    """
 
 
 @dataclass
@@ -116,20 +123,42 @@ class StoredForProvider:
     identity: dict[str, pl.DataFrame]  # record type -> key columns + plain identity values
 
 
-def _open_identity(connection, vault: Vault, model, key: str, provider_id: int) -> pl.DataFrame:
+def _open_identity(connection, vault: Vault, model, key: str, provider_id: int, only: list[str] | None = None) -> pl.DataFrame:
     table = model.__table__
-    sealed = read_frame(connection, table, [key, *IDENTITY_VALUES], table.c.provider_id == provider_id)
+    if only is None:
+        sealed = read_frame(connection, table, [key, *IDENTITY_VALUES], table.c.provider_id == provider_id)
+    else:
+        sealed = read_by_keys(connection, table, [key, *IDENTITY_VALUES], provider_id, pl.Series(key, only, dtype=pl.String))
     return vault.open_frame(sealed, table.name, IDENTITY_VALUES, dates=("date_of_birth",))
 
 
-def load_stored(session: Session, provider_id: int, vault: Vault) -> StoredForProvider:
-    """The provider's stored records, as the validator needs them (withdrawn records excluded)."""
+def sent_keys(tables: list[RawTable]) -> dict[str, list[str]]:
+    """The keys of the client and dependant records sent: the only ones whose stored identity is opened.
+
+    Stored identity is only ever joined to the records sent, by key (validation's ref-reused check,
+    and the upsert comparing names and dates of birth), and key values reach both as sent (text,
+    stripped). Opening all of it instead made every submission slower the more the provider had
+    sent before: one decryption per stored name and date of birth, each time.
+    """
+    sent: dict[str, set[str]] = {"client": set(), "dependant": set()}
+    for table in tables:
+        name, key = table.record_type.name, table.record_type.key[0]
+        if name in sent and key in table.frame.columns:
+            sent[name].update(table.frame[key].drop_nulls().to_list())
+    return {name: sorted(keys) for name, keys in sent.items()}
+
+
+def load_stored(session: Session, provider_id: int, vault: Vault, sent: dict[str, list[str]] | None = None) -> StoredForProvider:
+    """The provider's stored records, as the validator needs them (withdrawn records excluded).
+
+    With `sent` (from `sent_keys`), stored identity is opened for those clients and dependants only."""
     connection = session.connection()
     lines = {code: (lo, hi) for code, lo, hi in session.execute(select(ServiceLine.code, ServiceLine.min_client_age, ServiceLine.max_client_age))}
     live = lambda model: (model.provider_id == provider_id, model.withdrawn_at.is_(None))  # noqa: E731
     clients = read_frame(connection, Client.__table__, ["client_ref", "birth_year_month", "identity_consent"], *live(Client))
-    client_identity = _open_identity(connection, vault, ClientIdentity, "client_ref", provider_id)
-    dependant_identity = _open_identity(connection, vault, DependantIdentity, "dependant_ref", provider_id)
+    client_identity = _open_identity(connection, vault, ClientIdentity, "client_ref", provider_id, None if sent is None else sent["client"])
+    dependant_identity = _open_identity(connection, vault, DependantIdentity, "dependant_ref", provider_id,
+                                        None if sent is None else sent["dependant"])
     engagements = read_frame(connection, Engagement.__table__, ["engagement_ref"], *live(Engagement))
     pre = read_frame(connection, Assessment.__table__, ["engagement_ref", "instrument", "domain", "assessed_on"], *live(Assessment), Assessment.phase == "pre")
     stored = Stored(clients, client_identity.select("client_ref", "family_name", "date_of_birth"), engagements, pre, lines)
@@ -191,12 +220,14 @@ def submit(
     received_at: datetime | None = None,
     submission_id: str | None = None,
     finish_job: int | None = None,
+    job_holder: str | None = None,
 ) -> Receipt:
     """Validate and store a submission; raise UnknownProvider before anything is read.
 
     `submission_id` names a queued submission to complete (its receipt already exists);
     `finish_job` is the queue job to mark done in the same transaction, so a crash leaves
-    the job to be retried and never a half-stored submission.
+    the job to be retried and never a half-stored submission; with `job_holder`, only while
+    that worker still holds the job's lock (else JobLost, and nothing is stored).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -224,14 +255,14 @@ def submit(
         # Names from a provider set to send no identity: refuse the lot and keep none of it.
         identity_sent = _identity_sent(tables, provider) if deidentified else None
         version = _provider_version(session, provider_id)
-        known = load_stored(session, provider_id, vault)
+        known = load_stored(session, provider_id, vault, sent_keys(tables))
         check = lambda: validate(tables, known.stored, today=today, prior=prior, deidentified=deidentified)  # noqa: E731
         validated = check() if identity_sent is None else None
 
     with write_transaction(engine, lock=provider_id) as session:
         set_scope(session.connection(), provider_id=provider_id)
         if identity_sent is None and _provider_version(session, provider_id) != version:
-            known = load_stored(session, provider_id, vault)
+            known = load_stored(session, provider_id, vault, sent_keys(tables))
             validated = check()
         submission = session.get(Submission, submission_id) if submission_id else None
         if submission is None:
@@ -241,7 +272,11 @@ def submit(
             )
             session.add(submission)
         if finish_job is not None:
-            session.execute(update(Job).where(Job.id == finish_job).values(status="done", progress_step="done", progress_done=Job.progress_total, error=None))
+            held = () if job_holder is None else (Job.status == "running", Job.locked_by == job_holder)
+            finished = session.connection().execute(update(Job).where(Job.id == finish_job, *held).values(
+                status="done", progress_step="done", progress_done=Job.progress_total, error=None))
+            if finished.rowcount != 1:
+                raise JobLost(f"job {finish_job} is not held by {job_holder}")
             session.execute(delete(JobFile).where(JobFile.job_id == finish_job))
         session.add_all(SubmissionFile(submission_id=submission.id, file_name=f["name"], record_type=None, sha256=f["sha256"], size_bytes=f["size_bytes"]) for f in file_list)
         session.flush()

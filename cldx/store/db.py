@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+
+class _HideRowValues(logging.Filter):
+    """Keep SQLAlchemy's DEBUG line for each result row but not the row's values.
+
+    Rows hold CSRF tokens, file names (staff name files after clients) and sealed identity;
+    `hide_parameters` (below) covers what goes in, this what comes out, so turning SQL logging
+    up to find a problem does not copy the store into the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Row %r":
+            record.msg, record.args = "Row (values hidden)", ()
+        return True
+
+
+def _hide_values_from_logs() -> None:
+    engine_logger = logging.getLogger("sqlalchemy.engine.Engine")
+    if not any(isinstance(f, _HideRowValues) for f in engine_logger.filters):
+        engine_logger.addFilter(_HideRowValues())
 
 
 def make_engine(url: str, *, default_scope: str | None = None, **kwargs) -> Engine:
@@ -16,7 +37,12 @@ def make_engine(url: str, *, default_scope: str | None = None, **kwargs) -> Engi
     while a submission is being written. On PostgreSQL, `default_scope="all"` lets trusted
     ministry-side tools (the CLI, the worker) read across providers under row-level security
     without scoping each transaction; without it an unscoped transaction sees no provider rows.
+
+    SQL parameters never reach a log or an error's text (`hide_parameters`), nor result rows a
+    log (`_HideRowValues`): they are names, tokens and file names as often as they are ids.
     """
+    kwargs.setdefault("hide_parameters", True)
+    _hide_values_from_logs()
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
         engine = create_engine(url, **kwargs)

@@ -52,6 +52,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    @property
+    def python_type(self) -> type:
+        """datetime: SQLAlchemy's TypeDecorator says `object`, and the bulk reader (cldx.store.bulk) would read a time as a number."""
+        return datetime
+
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None

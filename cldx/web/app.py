@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import cldx
 from cldx.config import Settings
@@ -25,9 +27,11 @@ from .api import api_router, health
 from .auth import check_csrf
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
+from .logs import install_log_redaction
 from .pages import pages_router
 from .security import SecurityHeadersMiddleware
 from .templating import PRODUCT_NAME, make_templates
+from .throttle import limits_for
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -37,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # The embedded worker takes large uploads off the queue, so SQLite needs no other process.
-        worker = Worker(engine) if settings.embedded_worker else None
+        worker = Worker(engine, stale_after=timedelta(seconds=settings.job_stale_seconds)) if settings.embedded_worker else None
         if worker is not None:
             worker.start()
         yield
@@ -63,11 +67,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.templates = make_templates(zone=zone)
+    app.state.limits = limits_for(settings)  # sign-in rate limits, in this process (see cldx.web.throttle)
+    install_log_redaction()
 
     install_error_handlers(app)
     # The last added runs outermost: security headers wrap everything, early 413s included.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
+    if settings.trusted_proxies.strip():
+        # Outermost, so the scheme (HSTS) and the client address (sign-in limits) are the
+        # caller's everywhere. Here rather than left to uvicorn, whose default trusts any
+        # proxy on 127.0.0.1: only the proxies named are believed, whatever serves the app.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     app.include_router(health.router)
     app.include_router(api_router)

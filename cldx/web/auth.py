@@ -13,7 +13,9 @@ session still waiting for its code may use). `/openapi.json` and `/static` are n
 dependencies and stay open: the sign-in page needs the stylesheet, and neither holds data.
 
 Without a principal a page request is sent to `/sign-in?next=<path>` (303) and an API request
-gets 401 in the shared error shape with `WWW-Authenticate: Bearer`.
+gets 401 in the shared error shape with `WWW-Authenticate: Bearer`. Failed API tokens are
+counted per client address (`cldx.web.throttle`): past the limit the address gets 429 with
+`Retry-After` before any token it sends is looked up.
 
 The cookie is Secure (HTTPS only; browsers also accept it from http://localhost for
 development), HttpOnly (no script can read it) and SameSite=Lax: the browser sends it when
@@ -54,6 +56,7 @@ from cldx.store.scope import set_scope
 
 from .deps import SessionDep
 from .errors import Redirect, wants_json
+from .throttle import client_address, limits_of, retry_after_headers, wait_text
 
 SESSION_COOKIE = "cldx_session"
 SIGN_IN_COOKIE = "cldx_sign_in"  # the sign-in form's double-submit CSRF token
@@ -74,6 +77,12 @@ SECOND_FACTOR_PATH = "/sign-in/code"
 
 CSRF_REFUSED = "This form has expired or did not come from this site. Go back, reload the page and try again."
 SIGN_IN_NEEDED = "Sign in, or send an API token as Authorization: Bearer <token>."
+
+
+def too_many_bad_tokens(seconds: int) -> str:
+    return (f"Too many requests with API tokens that are not valid came from this address. Wait {wait_text(seconds)}, "
+            "then send a valid token (unknown, revoked and expired tokens all count).")
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -239,11 +248,19 @@ def authenticate(request: Request, session: SessionDep) -> Auth:
     auth = ANONYMOUS
     bearer = _bearer(request)
     if bearer is not None:
+        # Failed tokens are counted per address (cldx.web.throttle); past the limit the
+        # address is refused before the store is asked, valid token or not.
+        token_limit, address = limits_of(request).tokens, client_address(request)
+        refused = token_limit.check(address=address)
+        if not refused.allowed:
+            raise HTTPException(429, detail=too_many_bad_tokens(refused.retry_after), headers=retry_after_headers(refused))
         principal = _token_principal(request, session, bearer) if bearer else None
         if principal is not None:
             auth = Auth(principal=principal, via_token=True)
-        elif access != PUBLIC:
-            raise _unauthenticated(request, bad_token=True)
+        else:
+            token_limit.note(address=address)
+            if access != PUBLIC:
+                raise _unauthenticated(request, bad_token=True)
     else:
         session_id = request.cookies.get(SESSION_COOKIE)
         active = sessions.find(session, session_id) if session_id else None

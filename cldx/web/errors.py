@@ -75,7 +75,7 @@ async def redirect_handler(request: Request, exc: Redirect) -> Response:
         response = Response(status_code=401, headers={"HX-Redirect": exc.location})
     else:
         response = Response(status_code=303, headers={"Location": exc.location})
-    apply_security_headers(response.headers)
+    apply_security_headers(response.headers, request.scope)
     return response
 
 
@@ -125,7 +125,7 @@ def error_response(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     # 500s leave through ServerErrorMiddleware, outside SecurityHeadersMiddleware.
-    apply_security_headers(response.headers)
+    apply_security_headers(response.headers, request.scope)
     return response
 
 

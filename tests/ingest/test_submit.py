@@ -159,6 +159,9 @@ def test_withdraw_action_withdraws_and_unknown_withdrawal_warns(registry, clean_
     assert [(f["row"], f["rule"]) for f in receipt.findings] == [(3, "withdraw-unknown")]
     with transaction(registry) as session:
         assert session.scalar(select(Client.withdrawn_at).where(Client.client_ref == "W-1")) is not None
+    # The next send reads the withdrawal time back (as a time: it was once read as a number and failed).
+    again = submit(registry, provider=provider, files=[_csv(CLIENT_HEADER, ",W-1,Smith,Jo,1988-02-03,21,11,100100,2017-01-02")], submitter="t", channel="test")
+    assert again.counts["changed"] == 1  # reinstated
 
 
 def test_identity_is_kept_apart_and_declined_identity_not_stored(registry, clean_files, vault):

@@ -20,7 +20,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "Not signed in: send an API token (Authorization: Bearer <token>)"},
     403: {"model": ErrorPublic, "description": "Your role may not do this"},
     404: {"model": ErrorPublic, "description": "Not found"},
+    413: {"model": ErrorPublic, "description": "The body is larger than the server accepts (or a JSON batch holds too many records)"},
     422: {"model": ErrorPublic, "description": "The request is not valid"},
+    429: {"model": ErrorPublic, "description": "Too many invalid API tokens from this address: wait the Retry-After seconds"},
     500: {"model": ErrorPublic, "description": "Unexpected error (logged; no details sent)"},
 }
 

@@ -50,7 +50,7 @@ def list_reports() -> list[ReportListing]:
 )
 async def read_report(
     request: Request,
-    name: Annotated[str, Path(max_length=40, pattern=r"^[a-z_]+$", description=f"One of: {', '.join(REPORTS)}")],
+    name: Annotated[str, Path(max_length=40, pattern=r"^[a-z_]+$", description=f"One of: {', '.join(REPORTS)}", examples=["reach"])],
     period: Annotated[str | None, Query(max_length=40, description="FROM:TO as months (2016-07:2017-06) or days; none: everything stored")] = None,
     by: Annotated[str | None, Query(max_length=200, description="Breakdowns, comma-separated (service, region, ta, ethnicity, iwi, age_band, gender, provider)")] = None,
     format: Annotated[Literal["json", "csv", "xlsx"], Query(description="json (default), csv or xlsx")] = "json",

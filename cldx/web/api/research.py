@@ -37,7 +37,13 @@ router = APIRouter(prefix="/research-extracts", tags=["research extracts"])
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorPublic, "description": "The request is not in a state for this step (already decided, not approved, already produced)"},
 }
-Reference = Annotated[str, Path(max_length=40, pattern=REFERENCE_REGEX, description="The request's reference, RX-<year>-<number>")]
+# FastAPI reads a JSON body before any dependency runs, and answers 400 when its bytes are not
+# even text (invalid UTF-8); JSON that decodes but is wrong is a 422 like any other bad input.
+UNREADABLE: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic, "description": "The body cannot be read as JSON text (not UTF-8)"},
+}
+Reference = Annotated[str, Path(max_length=40, pattern=REFERENCE_REGEX, description="The request's reference, RX-<year>-<number>",
+                                 examples=["RX-2017-0001"])]
 Precision = Literal["month", "quarter", "year"]
 assert PRECISIONS == ("month", "quarter", "year")
 
@@ -51,7 +57,9 @@ def _plain(value: str) -> str:
 class ExtractRequestJSON(BaseModel):
     """What a research requester sends to ask for an extract."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "period": "2016-07:2017-06", "purpose": "Which Family Start clients go on to Social Workers in Schools; for the ministry's evaluation team.",
+        "k": 5, "date_precision": "month"}]})
 
     period: str = Field(max_length=40, description="FROM:TO as months (2016-07:2017-06) or days; both ends are needed")
     purpose: str = Field(max_length=MAX_PURPOSE, description=f"The research question and who will use the extract ({MIN_PURPOSE} to {MAX_PURPOSE} characters)")
@@ -64,7 +72,7 @@ class ExtractRequestJSON(BaseModel):
 class DecisionJSON(BaseModel):
     """A privacy officer's decision on someone else's request."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"decision": "approve", "note": ""}]})
 
     decision: Literal["approve", "refuse"]
     note: str = Field("", max_length=MAX_NOTE, description="Why; needed to refuse, so the requester can put it right")
@@ -130,7 +138,8 @@ def list_research_extracts(session: SessionDep, principal: PrincipalDep) -> list
     return [to_json(e) for e in extracts_for(session, principal)]
 
 
-@router.post("", status_code=201, response_model=ExtractPublic, dependencies=MAY_REQUEST, summary="Ask for a research extract")
+@router.post("", status_code=201, response_model=ExtractPublic, responses=UNREADABLE, dependencies=MAY_REQUEST,
+             summary="Ask for a research extract")
 def create_research_extract(body: ExtractRequestJSON, request: Request, principal: PrincipalDep) -> JSONResponse:
     """Recorded as `requested` (and in the audit trail); a privacy officer other than you decides it."""
     try:
@@ -151,7 +160,7 @@ def read_research_extract(reference: Reference, session: SessionDep, principal: 
         raise _refusal(exc) from None
 
 
-@router.post("/{reference}/decision", response_model=ExtractPublic, responses=CONFLICT, dependencies=MAY_DECIDE,
+@router.post("/{reference}/decision", response_model=ExtractPublic, responses={**CONFLICT, **UNREADABLE}, dependencies=MAY_DECIDE,
              summary="Approve or refuse a request (never your own)")
 def decide_research_extract(reference: Reference, body: DecisionJSON, request: Request, principal: PrincipalDep) -> dict[str, Any]:
     try:

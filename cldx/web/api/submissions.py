@@ -20,10 +20,10 @@ import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
@@ -37,6 +37,7 @@ from cldx.store.models import Provider, QuarantinedRow, SubmissionFinding
 from cldx.web.auth import PrincipalDep, providers_with
 from cldx.web.deps import SessionDep, SettingsDep
 from cldx.web.export import csv_download, neutralise
+from cldx.web.schemas import ErrorPublic
 from cldx.web.visibility import NO_SUBMIT, submission_for
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
@@ -44,6 +45,16 @@ router = APIRouter(prefix="/submissions", tags=["submissions"])
 FINDING_COLUMNS = ("file", "sheet", "row", "field", "value", "rule", "severity", "message", "fix")
 # Stored file and sheet names hold no control characters (see SourceFile), so a query naming one matches nothing.
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+# Examples in the API description, for readers and for tests that call the API from it
+# (tests/web/test_fuzz_api.py stores a submission under this id).
+EXAMPLE_SUBMISSION_ID = "5b7f0c3e-8d2a-4f61-9c4e-2a6d1b9e0f17"
+EXAMPLE_BATCH = {
+    "provider": "P0001",
+    "period": "2017-03",
+    "records": {"clients": [{"client_ref": "C-1001", "family_name": "Tane", "given_names": "Aroha", "date_of_birth": "1986-04-12",
+                             "gender": "2", "primary_ethnicity": "21", "area": "153200", "notified_of_sharing_on": "2017-03-02"}]},
+}
+SubmissionId = Annotated[str, Path(description="The submission's id, from its receipt", examples=[EXAMPLE_SUBMISSION_ID])]
 
 
 class FindingPublic(BaseModel):
@@ -83,6 +94,8 @@ class ReceiptPublic(BaseModel):
 class SubmissionJSON(BaseModel):
     """A JSON batch from a provider's case system."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_BATCH]})
+
     provider: str
     period: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
     mode: str = Field("partial", description="partial: store the valid records; all-or-nothing: store nothing if anything fails.")
@@ -111,6 +124,11 @@ REQUEST_BODY = {
 }
 
 
+def too_many_records_message(limit: int, count: int) -> str:
+    return (f"A JSON batch may hold at most {limit:,} records and this one holds {count:,}. Send it in smaller batches, "
+            "or send the records as files (CSV or the Excel workbook): large files are queued for the background worker.")
+
+
 def _check(provider: Any, period: Any, mode: Any) -> tuple[str, str | None, str]:
     if not isinstance(provider, str) or not provider.strip():
         raise HTTPException(422, detail=[{"location": ["body", "provider"], "message": "provider is required"}])
@@ -125,7 +143,8 @@ def _check(provider: Any, period: Any, mode: Any) -> tuple[str, str | None, str]
 
 
 @router.post("", status_code=201, response_model=ReceiptPublic, openapi_extra=REQUEST_BODY, summary="Send a submission",
-             responses={202: {"model": ReceiptPublic, "description": "Queued for the background worker"}})
+             responses={202: {"model": ReceiptPublic, "description": "Queued for the background worker"},
+                        415: {"model": ErrorPublic, "description": "Neither multipart/form-data nor application/json"}})
 async def create_submission(request: Request, settings: SettingsDep, principal: PrincipalDep, session: SessionDep) -> Response:
     """Validate and store records sent as files (multipart) or as a JSON batch, for a provider the caller sends for."""
     engine = request.app.state.engine
@@ -160,12 +179,21 @@ async def create_submission(request: Request, settings: SettingsDep, principal: 
         records_json = body.get("records")
         if not isinstance(records_json, dict):
             raise HTTPException(422, detail=[{"location": ["body", "records"], "message": "records must be an object of record lists"}])
+        # A batch is processed in the request (files over the queue threshold go to the worker),
+        # so its size in records is capped as well as its size in bytes.
+        count = sum(len(items) for items in records_json.values() if isinstance(items, list))
+        if count > settings.max_batch_records:
+            raise HTTPException(413, detail=too_many_records_message(settings.max_batch_records, count))
     else:
         raise HTTPException(415, detail="Send multipart/form-data files or an application/json batch")
 
     allowed = await run_in_threadpool(lambda: set(session.scalars(select(Provider.code).where(Provider.id.in_(may_send_for)))))
     if provider not in allowed:  # another provider's code is answered like an unknown one
         raise HTTPException(422, detail=[{"location": ["body", "provider"], "message": f"no provider {provider!r}"}])
+    # Done with the request's own session: its connection goes back to the pool before submit() or
+    # enqueue() take theirs. Held, every submission in flight would need two connections at once,
+    # and more of them than the pool holds would wait on each other until its timeout (500s under load).
+    await run_in_threadpool(session.close)
     submitter = principal.name
     try:
         if files and sum(len(f.data) for f in files) > settings.queue_threshold_bytes:
@@ -194,7 +222,7 @@ def _receipt_body(request: Request, submission_id: str) -> dict[str, Any]:
 
 
 @router.get("/{submission_id}", response_model=ReceiptPublic, summary="A submission's receipt")
-def read_submission(submission_id: str, request: Request, session: SessionDep) -> JSONResponse:
+def read_submission(submission_id: SubmissionId, request: Request, session: SessionDep) -> JSONResponse:
     """The receipt: status, counts, files with checksums, findings, and the worker's progress when queued."""
     submission_for(request, session, submission_id)
     return JSONResponse(_receipt_body(request, submission_id))
@@ -207,7 +235,7 @@ def read_submission(submission_id: str, request: Request, session: SessionDep) -
     responses={200: {"content": {"text/csv": {}}}},
 )
 def read_findings(
-    submission_id: str,
+    submission_id: SubmissionId,
     request: Request,
     session: SessionDep,
     severity: Annotated[str | None, Query(pattern="^(error|warning)$")] = None,
@@ -227,8 +255,8 @@ def read_findings(
 
 @router.get("/{submission_id}/rejected", summary="The rejected rows of one file, with an errors column, ready to fix and send again",
             responses={200: {"content": {"text/csv": {}}}})
-def read_rejected(submission_id: str, request: Request, session: SessionDep, principal: PrincipalDep,
-                  file: Annotated[str, Query(max_length=255, pattern=NO_CONTROL)],
+def read_rejected(submission_id: SubmissionId, request: Request, session: SessionDep, principal: PrincipalDep,
+                  file: Annotated[str, Query(max_length=255, pattern=NO_CONTROL, examples=["clients.csv"])],
                   sheet: Annotated[str | None, Query(max_length=100, pattern=NO_CONTROL, description="For a workbook: one sheet (record type) per CSV.")] = None) -> Response:
     """The provider's own rejected rows exactly as sent, plus `cldx_errors`: fix them in Excel and send the file again."""
     submission = submission_for(request, session, submission_id)

@@ -10,8 +10,13 @@ page never tells a stranger which usernames exist. One exception: someone who ty
 password for a locked account is told it is locked (otherwise its owner would keep trying);
 a guesser, who does not know the password, learns nothing.
 
-Each completed step starts a new session with a new id (the old one is deleted), so an id a
-browser had before signing in, or before giving its code, is worth nothing afterwards.
+Each completed step starts a new session with a new id and a new CSRF token (the old one is
+deleted), so an id a browser had before signing in, or before giving its code, is worth
+nothing afterwards.
+
+Both forms are rate-limited per client address and per username (`cldx.web.throttle`): past
+the limit the form is shown again at 429 with `Retry-After` and how long to wait, before the
+password or code is even looked at. The lock-out stays as it was: the limits sit above it.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from cldx.web.auth import (
     tokens_match,
 )
 from cldx.web.templating import render
+from cldx.web.throttle import client_address, limits_of, retry_after_headers, too_many_message
 
 router = APIRouter()
 
@@ -92,10 +98,10 @@ async def _small_form(request: Request) -> dict[str, str]:
 
 
 def _sign_in_page(request: Request, *, next_path: str, username: str = "", error: str = "", notice: str = "",
-                  status_code: int = 200) -> Response:
+                  status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     token = sign_in_form_token(request)
     response = render(request, "sign_in.html", {"form_token": token, "next": next_path, "username": username, "error": error,
-                                                "notice": notice}, status_code=status_code)
+                                                "notice": notice}, status_code=status_code, headers=headers)
     set_sign_in_cookie(response, request, token)
     return response
 
@@ -149,10 +155,16 @@ async def sign_in(request: Request, auth: AuthDep) -> Response:
         raise HTTPException(403, detail=CSRF_REFUSED)
     username, password = form.get("username", "")[:200], form.get("password", "")[:1000]
     next_path = _next_of(form.get("next"))
+    limit = limits_of(request).sign_in
+    attempt = limit.take(address=client_address(request), username=normalise_username(username))
+    if not attempt.allowed:
+        return _sign_in_page(request, next_path=next_path, username=username, error=too_many_message(attempt.retry_after),
+                             status_code=429, headers=retry_after_headers(attempt))
     outcome = await run_in_threadpool(_password_step, request, username, password, auth.session_id)
     if outcome.session_id is None:
         return _sign_in_page(request, next_path=next_path, username=username, error=LOCKED if outcome.locked else REFUSED,
                              status_code=401)
+    limit.give_back(attempt)  # only failures (and attempts in flight) count
     target = _with_next(SECOND_FACTOR_PATH, next_path) if outcome.needs_code else next_path
     response = RedirectResponse(app_path(request, target), status_code=303)
     set_session_cookie(response, request, outcome.session_id)
@@ -195,8 +207,8 @@ def _enrolment_uri(request: Request, user: User) -> str | None:
     return None
 
 
-def _code_page(request: Request, auth, *, next_path: str, error: str = "", status_code: int = 200) -> Response:
-    uri = _enrolment_uri(request, auth.user)
+def _code_page(request: Request, auth, *, next_path: str, error: str = "", status_code: int = 200, enrolment: bool = True) -> Response:
+    uri = _enrolment_uri(request, auth.user) if enrolment else None
     secret = secret_of(uri) if uri else ""
     context = {"next": next_path, "error": error, "enrolment_uri": uri, "secret_groups": secret_groups(secret),
                "username": auth.user.username}
@@ -242,8 +254,17 @@ async def second_factor(request: Request, auth: AuthDep) -> Response:
     next_path = _next_of(form.get("next"))
     if auth.principal is not None:
         return RedirectResponse(app_path(request, next_path), status_code=303)
+    limit = limits_of(request).sign_in
+    attempt = limit.take(address=client_address(request), username=auth.user.username)
+    if not attempt.allowed:
+        # Without the set-up key (reading it would touch the store): the page after the wait shows it again.
+        response = _code_page(request, auth, next_path=next_path, error=too_many_message(attempt.retry_after), status_code=429,
+                              enrolment=False)
+        response.headers.update(retry_after_headers(attempt))
+        return response
     outcome = await run_in_threadpool(_code_step, request, auth, form.get("code", "")[:20])
     if outcome.session_id is not None:
+        limit.give_back(attempt)
         response = RedirectResponse(app_path(request, next_path), status_code=303)
         set_session_cookie(response, request, outcome.session_id)
         return response

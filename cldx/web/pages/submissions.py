@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Select, func, select
@@ -152,7 +152,9 @@ async def upload_without_script(request: Request, session: SessionDep, settings:
     files: list[SourceFile] = []
     try:
         form = await request.form(max_files=MAX_FILES, max_fields=MAX_FILES)
-    except Exception:  # noqa: BLE001 - a malformed body is the sender's problem, never a 500
+    except Exception as exc:  # noqa: BLE001 - a malformed body is the sender's problem, never a 500
+        if isinstance(exc, HTTPException) and exc.status_code == 413:
+            raise  # the upload limit, reached while the body streamed in: the error page says so
         form = None
         errors.append({"location": ["files"], "message": "The form could not be read. Choose the files again and send them."})
     if form is not None:
