@@ -346,7 +346,7 @@ def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(database_
         def start_up() -> float:
             return sorted(start_ups)[len(start_ups) // 2]
 
-        while kills < KILLS and stored < len(PLAN):
+        while kills < KILLS:
             log = tmp_path / f"worker-{len(logs):02d}.log"
             logs.append(log)
             # Kills store about a third of a job each on average; near the end, seldom any, so the
@@ -363,6 +363,10 @@ def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(database_
                 learn(log)
                 in_job += _wait_for(log, " taken by ", proc, count=3)
                 how, delay = "in its 3rd job", rng.uniform(0, 1.5 * ratio(3) * took[taken(log, 3)])
+            elif stored == len(PLAN):
+                # Everything stored before the kills ran out (a fast run): the rest kill a fresh
+                # worker finding the queue empty, which must change nothing either.
+                how, delay = "idle", rng.uniform(0, 1.2 * start_up())
             elif rng.random() < 0.7:
                 # Most kills come while a job is worked, from its start to past its commit (as
                 # long as it takes here): mostly a fresh worker's first job, sometimes its
@@ -387,7 +391,9 @@ def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(database_
             trace.append(f"{how} +{delay:.2f} s: {stored} stored")
         killing_done = time.monotonic()
         print("kills:", "; ".join(trace))
-        assert kills >= KILLS, f"the queue was done after {kills} kills (seed {seed})"
+        # About 70% of kills are aimed inside a job; a quarter at least must have landed there
+        # (a floor timing cannot miss, so the test says something without being flaky).
+        assert in_job >= KILLS // 4, f"only {in_job} of {kills} kills came during a job (seed {seed})"
 
         # Then it drains: every job finished, the queue empty, the store as the reference's.
         log = tmp_path / "worker-drain.log"
