@@ -120,8 +120,8 @@ def test_provider_fixes_what_the_findings_point_at(
 
     # 7. The list has all three, newest first.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Submissions").click()
-    statuses = page.locator("#submissions tbody .badge").all_inner_texts()
-    assert statuses == ["Accepted", "Accepted", "Partly accepted"]
+    # expect() waits for the list page: the click returns before the navigation ends.
+    expect(page.locator("#submissions tbody .badge")).to_have_text(["Accepted", "Accepted", "Partly accepted"])
     assert page_problems == []
 
 
