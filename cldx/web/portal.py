@@ -98,14 +98,11 @@ def first_stored(session: Session, provider_id: int) -> dict[int, datetime]:
 
 
 @dataclass(frozen=True)
-class DueMonth:
-    """The next month whose data a contract asks for, and whether it has come."""
+class _MonthDue:
+    """A reporting month and the first instant after its deadline (compliance.due_by), as pages show them."""
 
-    contract_ref: str
-    service: str
     month: int
-    due_at: datetime  # the first instant after the deadline (compliance.due_by), aware
-    received_at: datetime | None  # the first stored submission for the month, if any
+    due_at: datetime
 
     @property
     def period(self) -> str:
@@ -122,24 +119,19 @@ class DueMonth:
 
 
 @dataclass(frozen=True)
-class MissingMonth:
-    """A month whose due date has passed with nothing stored for it."""
+class DueMonth(_MonthDue):
+    """The next month whose data a contract asks for, and whether it has come."""
 
-    month: int
-    due_at: datetime  # the earliest due date among the contracts asking for it
-    contracts: tuple[str, ...]
+    contract_ref: str = ""
+    service: str = ""
+    received_at: datetime | None = None  # the first stored submission for the month, if any
 
-    @property
-    def period(self) -> str:
-        return month_label(self.month)
 
-    @property
-    def month_name(self) -> str:
-        return month_name(self.month)
+@dataclass(frozen=True)
+class MissingMonth(_MonthDue):
+    """A month due with nothing stored; `due_at` is the earliest due date among the contracts asking for it."""
 
-    @property
-    def deadline(self) -> datetime:
-        return self.due_at - timedelta(seconds=1)
+    contracts: tuple[str, ...] = ()
 
 
 def next_due(contracts: list[ContractTerms], stored: dict[int, datetime], now: datetime) -> list[DueMonth]:
@@ -153,7 +145,7 @@ def next_due(contracts: list[ContractTerms], stored: dict[int, datetime], now: d
         month = max(last_month_due(now, c.due_day) + 1, month_number(c.start))
         if c.start > today or month > month_number(c.period_end):
             continue
-        due.append(DueMonth(c.contract_ref, c.service, month, c.due_at(month), stored.get(month)))
+        due.append(DueMonth(month, c.due_at(month), contract_ref=c.contract_ref, service=c.service, received_at=stored.get(month)))
     return sorted(due, key=lambda d: (d.due_at, d.contract_ref))
 
 

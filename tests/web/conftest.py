@@ -836,3 +836,35 @@ def officer(make_user):
 def officer_researcher(make_user):
     """Holds both roles: may ask, and decide others' requests, never their own."""
     return second_factor_user(make_user, "both.hats", ANALYST, RESEARCH_REQUESTER, PRIVACY_OFFICER)
+
+
+# --- A small roll-out stored through the providers' path (report, chart and journey pages) ------
+
+
+@pytest.fixture(scope="session")
+def rollout(tmp_path_factory) -> Path:
+    """A generated 400-client roll-out (seed 9), made once per worker."""
+    from cldx.generator.generate import generate
+
+    out = tmp_path_factory.mktemp("rollout")
+    generate(clients=400, seed=9, fault_rate=0, out=out)
+    return out
+
+
+@pytest.fixture
+def stored_rollout(web_app, rollout: Path) -> None:
+    """The registry and the eight largest providers' records in the app's store: every chart has bars."""
+    from cldx.ingest.registry import import_registry
+    from cldx.ingest.sources import SourceFile
+    from cldx.ingest.submit import submit
+    from cldx.store.registry import seed_service_lines
+
+    engine = web_app.state.engine
+    with transaction(engine) as session:
+        seed_service_lines(session)
+    import_registry(engine, rollout / "registry")
+    folders = sorted((p for p in rollout.iterdir() if p.is_dir() and p.name != "registry"),
+                     key=lambda p: -len((p / "clients.csv").read_bytes()))[:8]
+    for folder in folders:
+        submit(engine, provider=folder.name, files=[SourceFile(p.name, p.read_bytes()) for p in sorted(folder.glob("*.csv"))],
+               submitter="test", channel="test")

@@ -15,12 +15,6 @@ from xml.etree import ElementTree
 import pytest
 from playwright.sync_api import Page, expect
 
-from cldx.generator.generate import generate
-from cldx.ingest.registry import import_registry
-from cldx.ingest.sources import SourceFile
-from cldx.ingest.submit import submit
-from cldx.store import transaction
-from cldx.store.registry import seed_service_lines
 
 pytestmark = pytest.mark.browser
 
@@ -34,29 +28,8 @@ document.addEventListener('securitypolicyviolation', (event) => {
 """
 
 
-@pytest.fixture(scope="module")
-def rollout(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("chart-downloads-rollout")
-    generate(clients=400, seed=9, fault_rate=0, out=out)
-    return out
-
-
-@pytest.fixture
-def stored(web_app, rollout: Path) -> None:
-    """The registry and the eight largest providers' records: enough for every chart to have bars."""
-    engine = web_app.state.engine
-    with transaction(engine) as session:
-        seed_service_lines(session)
-    import_registry(engine, rollout / "registry")
-    folders = sorted((p for p in rollout.iterdir() if p.is_dir() and p.name != "registry"),
-                     key=lambda p: -len((p / "clients.csv").read_bytes()))[:8]
-    for folder in folders:
-        submit(engine, provider=folder.name, files=[SourceFile(p.name, p.read_bytes()) for p in sorted(folder.glob("*.csv"))],
-               submitter="test", channel="test")
-
-
 def test_every_chart_on_a_report_downloads_as_png_and_svg(page: Page, page_problems: list[str], sign_in_browser, analyst,
-                                                          stored) -> None:
+                                                          stored_rollout) -> None:
     sign_in_browser(page, analyst)
     page.add_init_script(RECORD_VIOLATIONS)
     page.goto("/reports/reach")
@@ -90,7 +63,7 @@ def test_every_chart_on_a_report_downloads_as_png_and_svg(page: Page, page_probl
 
 
 def test_the_chart_and_its_table_sit_side_by_side_on_a_wide_screen(page: Page, page_problems: list[str], sign_in_browser,
-                                                                    analyst, stored) -> None:
+                                                                    analyst, stored_rollout) -> None:
     sign_in_browser(page, analyst)
     page.goto("/reports/reach")
     expect(page.locator("#chart-people")).to_have_attribute("data-chart-state", "rendered")

@@ -29,15 +29,12 @@ from playwright.sync_api import Page, expect
 
 from cldx.access import totp
 from cldx.access.roles import ANALYST
-from cldx.generator.generate import generate
-from cldx.ingest.registry import import_registry
 from cldx.ingest.sources import SourceFile
 from cldx.ingest.submit import submit
 from cldx.standard import RECORD_TYPES
 from cldx.standard.templates import csv_template
-from cldx.store import transaction, write_transaction
+from cldx.store import write_transaction
 from cldx.store.models import Provider
-from cldx.store.registry import seed_service_lines
 
 from ..conftest import Persona, second_factor_user
 from .conftest import FIXED
@@ -112,27 +109,6 @@ def test_a_provider_downloads_the_template_fixes_planted_faults_and_resends(
 
 
 # --- 2. An analyst explores reach ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def rollout(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("journey-rollout")
-    generate(clients=400, seed=9, fault_rate=0, out=out)
-    return out
-
-
-@pytest.fixture
-def stored_rollout(web_app, rollout: Path) -> None:
-    """Eight of the generated providers' files, sent through the providers' own path."""
-    engine = web_app.state.engine
-    with transaction(engine) as session:
-        seed_service_lines(session)
-    import_registry(engine, rollout / "registry")
-    folders = sorted((p for p in rollout.iterdir() if p.is_dir() and p.name != "registry"),
-                     key=lambda p: -len((p / "clients.csv").read_bytes()))[:8]
-    for folder in folders:
-        submit(engine, provider=folder.name, files=[SourceFile(p.name, p.read_bytes()) for p in sorted(folder.glob("*.csv"))],
-               submitter="test", channel="test")
 
 
 def test_an_analyst_changes_a_breakdown_in_the_reach_explorer(page: Page, page_problems: list[str], make_user, stored_rollout) -> None:
