@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -22,11 +23,11 @@ from sqlalchemy.orm import Session
 from cldx.access import audit  # the audit trail: one entry per stored submission
 from cldx.standard import STANDARD_VERSION
 from cldx.standard.records import IDENTIFIED_FORM
-from cldx.store import read_transaction, write_transaction
+from cldx.store import lock_for_writing, read_transaction, write_transaction
 from cldx.identity.linkage import with_person_keys
 from cldx.identity.vault import Vault, vault_of
 from cldx.store.scope import set_scope
-from cldx.store.bulk import IDENTITY_VALUES, insert_frame, read_by_keys, read_frame, upsert_records
+from cldx.store.bulk import IDENTITY_VALUES, insert_frame, read_by_keys, read_frame, upsert_records, value_columns
 from cldx.store.models import (
     IDENTITY_MODELS,
     Assessment,
@@ -46,7 +47,7 @@ from cldx.store.models import (
 
 from .findings import RULES, Finding
 from .sources import ParsedSource, RawTable, SourceFile, parse_records_json, parse_source
-from .validate import ERROR_RULES, FILE, FINDING_SCHEMA, ORDER, ROW, SHEET, WARNED, Stored, validate
+from .validate import ERROR_RULES, FILE, FINDING_SCHEMA, ORDER, ROW, SHEET, WARNED, Stored, Validated, validate
 
 NZ = ZoneInfo("Pacific/Auckland")
 MODES = ("partial", "all-or-nothing")
@@ -121,6 +122,18 @@ class StoredForProvider:
 
     stored: Stored
     identity: dict[str, pl.DataFrame]  # record type -> key columns + plain identity values
+    # record type -> the stored rows (withdrawn ones too) of the keys named, as the upsert reads them
+    # (`keep_rows`); only when read in the transaction that stores.
+    rows: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+@dataclass
+class _Checked:
+    """A submission validated against the store, or refused for identity sent by a provider that sends none."""
+
+    identity_sent: pl.DataFrame | None
+    known: StoredForProvider | None
+    validated: Validated | None
 
 
 def _open_identity(connection, vault: Vault, model, key: str, provider_id: int, only: list[str] | None = None) -> pl.DataFrame:
@@ -148,21 +161,53 @@ def sent_keys(tables: list[RawTable]) -> dict[str, list[str]]:
     return {name: sorted(keys) for name, keys in sent.items()}
 
 
-def load_stored(session: Session, provider_id: int, vault: Vault, sent: dict[str, list[str]] | None = None) -> StoredForProvider:
+def referenced_keys(tables: list[RawTable]) -> dict[str, list[str]]:
+    """The client and engagement refs named anywhere in the records sent (as keys or references).
+
+    Validation looks stored records up only by these: a reference to a client or engagement, an
+    engagement's client's birth month (the age check), an assessment's stored pre assessment. So
+    these are the only stored rows it needs, and a provider's hundredth batch reads what its first did.
+    """
+    named: dict[str, set[str]] = {"client_ref": set(), "engagement_ref": set()}
+    for table in tables:
+        for column, refs in named.items():
+            if column in table.frame.columns:
+                refs.update(table.frame[column].drop_nulls().to_list())
+    return {"client": sorted(named["client_ref"]), "engagement": sorted(named["engagement_ref"])}
+
+
+def load_stored(session: Session, provider_id: int, vault: Vault, sent: dict[str, list[str]] | None = None,
+                referenced: dict[str, list[str]] | None = None, *, keep_rows: bool = False) -> StoredForProvider:
     """The provider's stored records, as the validator needs them (withdrawn records excluded).
 
-    With `sent` (from `sent_keys`), stored identity is opened for those clients and dependants only."""
+    With `sent` (from `sent_keys`), stored identity is opened for those clients and dependants only;
+    with `referenced` (from `referenced_keys`), only the clients, engagements and pre assessments
+    those refs name are read. Without them, everything the provider holds. With `keep_rows` (and
+    `referenced`), the clients' and engagements' whole rows are read and kept for the upsert."""
     connection = session.connection()
     lines = {code: (lo, hi) for code, lo, hi in session.execute(select(ServiceLine.code, ServiceLine.min_client_age, ServiceLine.max_client_age))}
     live = lambda model: (model.provider_id == provider_id, model.withdrawn_at.is_(None))  # noqa: E731
-    clients = read_frame(connection, Client.__table__, ["client_ref", "birth_year_month", "identity_consent"], *live(Client))
+    rows: dict[str, pl.DataFrame] = {}
+
+    def read(model, columns: list[str], key: str, *where) -> pl.DataFrame:
+        """The live rows of `model` whose `key` (client_ref or engagement_ref) is referenced."""
+        if referenced is None:
+            return read_frame(connection, model.__table__, columns, *live(model), *where)
+        keys = pl.Series(key, referenced[key.removesuffix("_ref")], dtype=pl.String)
+        record_type = model.__tablename__
+        if keep_rows and record_type in ("client", "engagement"):  # keyed by the ref itself: the upsert's rows
+            rows[record_type] = read_by_keys(connection, model.__table__, ["id", *value_columns(record_type), "withdrawn_at"], provider_id, keys)
+            return rows[record_type].filter(pl.col("withdrawn_at").is_null()).select(columns)
+        return read_by_keys(connection, model.__table__, columns, provider_id, keys, model.withdrawn_at.is_(None), *where)
+
+    clients = read(Client, ["client_ref", "birth_year_month", "identity_consent"], "client_ref")
     client_identity = _open_identity(connection, vault, ClientIdentity, "client_ref", provider_id, None if sent is None else sent["client"])
     dependant_identity = _open_identity(connection, vault, DependantIdentity, "dependant_ref", provider_id,
                                         None if sent is None else sent["dependant"])
-    engagements = read_frame(connection, Engagement.__table__, ["engagement_ref"], *live(Engagement))
-    pre = read_frame(connection, Assessment.__table__, ["engagement_ref", "instrument", "domain", "assessed_on"], *live(Assessment), Assessment.phase == "pre")
+    engagements = read(Engagement, ["engagement_ref"], "engagement_ref")
+    pre = read(Assessment, ["engagement_ref", "instrument", "domain", "assessed_on"], "engagement_ref", Assessment.phase == "pre")
     stored = Stored(clients, client_identity.select("client_ref", "family_name", "date_of_birth"), engagements, pre, lines)
-    return StoredForProvider(stored, {"client": client_identity, "dependant": dependant_identity})
+    return StoredForProvider(stored, {"client": client_identity, "dependant": dependant_identity}, rows)
 
 
 def _duplicate_file(source: SourceFile) -> ParsedSource:
@@ -244,26 +289,41 @@ def submit(
     file_list = [{"name": f.name, "sha256": hashlib.sha256(f.data).hexdigest(), "size_bytes": len(f.data)} for f in files]
 
     vault = vault_of(engine)
+    wanted = sent_keys(tables), referenced_keys(tables)  # the stored records validation and the upsert can meet
     today = received_at.astimezone(NZ).date()
-    # Validate against a snapshot without holding the write lock, so submissions for different
-    # providers validate in parallel; validate again under the lock only if the provider's
-    # records changed meanwhile.
-    with read_transaction(engine) as session:
-        provider_id = provider_id_for(session, provider)
+
+    def check(session: Session, provider_id: int, keep_rows: bool) -> _Checked:
         set_scope(session.connection(), provider_id=provider_id)  # the database keeps it to this provider too
         deidentified = not session.scalar(select(Provider.sends_identity).where(Provider.id == provider_id))
         # Names from a provider set to send no identity: refuse the lot and keep none of it.
         identity_sent = _identity_sent(tables, provider) if deidentified else None
-        version = _provider_version(session, provider_id)
-        known = load_stored(session, provider_id, vault, sent_keys(tables))
-        check = lambda: validate(tables, known.stored, today=today, prior=prior, deidentified=deidentified)  # noqa: E731
-        validated = check() if identity_sent is None else None
+        if identity_sent is not None:
+            return _Checked(identity_sent, None, None)
+        known = load_stored(session, provider_id, vault, *wanted, keep_rows=keep_rows)
+        return _Checked(None, known, validate(tables, known.stored, today=today, prior=prior, deidentified=deidentified))
 
-    with write_transaction(engine, lock=provider_id) as session:
-        set_scope(session.connection(), provider_id=provider_id)
-        if identity_sent is None and _provider_version(session, provider_id) != version:
-            known = load_stored(session, provider_id, vault, sent_keys(tables))
-            validated = check()
+    with ExitStack() as stack:
+        if engine.dialect.name == "postgresql":
+            # One transaction under the provider's own lock: other providers' submissions go on in
+            # parallel, and the stored rows read to validate are still current when storing, so the
+            # upsert takes them instead of reading them again.
+            session = stack.enter_context(write_transaction(engine))
+            provider_id = provider_id_for(session, provider)
+            lock_for_writing(session.connection(), provider_id)
+            checked = check(session, provider_id, keep_rows=True)
+        else:
+            # SQLite has one writer at a time: validate against a snapshot before taking the write
+            # lock, so other submissions are stored meanwhile; validate again under the lock only if
+            # the provider's records changed in between.
+            with read_transaction(engine) as reading:
+                provider_id = provider_id_for(reading, provider)
+                version = _provider_version(reading, provider_id)
+                checked = check(reading, provider_id, keep_rows=False)
+            session = stack.enter_context(write_transaction(engine, lock=provider_id))
+            set_scope(session.connection(), provider_id=provider_id)
+            if checked.identity_sent is None and _provider_version(session, provider_id) != version:
+                checked = check(session, provider_id, keep_rows=False)
+        identity_sent, known, validated = checked.identity_sent, checked.known, checked.validated
         submission = session.get(Submission, submission_id) if submission_id else None
         if submission is None:
             submission = Submission(
@@ -305,7 +365,7 @@ def submit(
                     accepted = with_person_keys(accepted, vault)  # the SLK exists only in memory
                 result = upsert_records(
                     connection, record_type=name, provider_id=provider_id, submission_id=submission.id, frame=accepted, now=received_at,
-                    stored_identity=known.identity.get(name), seal_identity=_sealer(vault, name),
+                    stored_identity=known.identity.get(name), seal_identity=_sealer(vault, name), stored_rows=known.rows.get(name),
                 )
                 counts["new"] += result.new
                 counts["changed"] += result.changed

@@ -4,6 +4,6 @@ Owns every table. Identifying values (names, exact dates of birth) live in their
 `*_identity` tables, apart from the analytic record tables. May import `cldx.standard` only.
 """
 
-from .db import make_engine, make_session_factory, read_transaction, transaction, write_transaction
+from .db import lock_for_writing, make_engine, make_session_factory, read_transaction, transaction, write_transaction
 
-__all__ = ["make_engine", "make_session_factory", "read_transaction", "transaction", "write_transaction"]
+__all__ = ["lock_for_writing", "make_engine", "make_session_factory", "read_transaction", "transaction", "write_transaction"]

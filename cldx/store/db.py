@@ -94,11 +94,18 @@ def write_transaction(engine: Engine, *, lock: int | None = None) -> Iterator[Se
         if engine.dialect.name == "sqlite":
             connection.info[IMMEDIATE] = True
         with connection.begin():
-            if lock is not None and engine.dialect.name == "postgresql":
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            if lock is not None:
+                lock_for_writing(connection, lock)
             with Session(bind=connection, expire_on_commit=False) as session:
                 yield session
                 session.flush()
+
+
+def lock_for_writing(connection, lock: int) -> None:
+    """Wait for, then hold until the transaction ends, PostgreSQL's advisory lock `lock` (nothing on SQLite,
+    whose write transactions hold the one write lock anyway)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (lock,))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
