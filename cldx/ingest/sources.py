@@ -15,6 +15,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from itertools import chain, repeat
 from typing import Any
 
 import polars as pl
@@ -380,6 +381,79 @@ def json_value_text(value: Any) -> str | None:
 
 def parse_records_json(file: str, body: Any) -> ParsedSource:
     """A JSON batch: {"clients": [{...}, ...], "engagements": [...]} (record type or file stem as keys)."""
+    # The usual body (lists of flat records) is read column by column; anything else, and every
+    # body with a problem to report, goes the value-by-value way, which gives the same result.
+    parsed = _parse_flat_records_json(file, body)
+    return parsed if parsed is not None else _parse_records_json_slow(file, body)
+
+
+def _parse_flat_records_json(file: str, body: Any) -> ParsedSource | None:
+    """`parse_records_json` for a body that is an object of lists of flat records; None for any other body.
+
+    Such a body is two levels of containers deep (well within MAX_JSON_DEPTH), so only its text
+    needs checking. Every frame is built before the first finding is made, so that a body turned
+    down half-way has no partial result: the slow path then reads it from the start.
+    """
+    if type(body) is not dict:
+        return None
+    frames: list[tuple[str, pl.DataFrame]] = []
+    for key, items in body.items():
+        if type(key) is not str or _NOT_TEXT.search(key) or type(items) is not list:
+            return None
+        frame = _flat_records_frame(items)
+        if frame is None:
+            return None
+        frames.append((key, frame))
+    result = ParsedSource()
+    for key, frame in frames:
+        record_type = record_type_for_file(key)
+        if record_type is None:
+            result.findings.append(_finding(file, "unknown-file", f"{key!r} is not a record type.",
+                                            f"Use one of: {', '.join(rt.sheet_name for rt in RECORD_TYPES.values())}.", sheet=key))
+            continue
+        table = _match_columns(file, key, record_type, frame, result.findings)
+        if table is not None:
+            result.tables.append(table)
+    return result
+
+
+def _flat_records_frame(items: list) -> pl.DataFrame | None:
+    """The frame `_parse_records_json_slow` hands to `_match_columns` for these items, or None when they are not all flat records.
+
+    A flat record is a dict with str keys whose values are text, numbers, true/false or null,
+    and no key or text holds NUL or a lone surrogate. One difference: a missing value or null is
+    null here where the slow path has "", which `_match_columns` reads the same way (as blank).
+    """
+    try:
+        if not set(map(type, items)) <= {dict}:
+            return None
+        # Headers in order of first appearance across the items, as the slow path collects them.
+        names = list(dict.fromkeys(chain.from_iterable(items)))
+        if not names:
+            return _text_frame([], [[] for _ in items], offset=1)
+        if not set(map(type, names)) <= {str} or _NOT_TEXT.search("".join(names)):
+            return None
+        columns = []
+        for position, name in enumerate(names):
+            cells = list(map(dict.get, items, repeat(name)))
+            try:
+                # Strict: raises on anything but str and None, and on a lone surrogate.
+                column = pl.Series(f"{position}:{name}", cells, dtype=pl.String)
+            except TypeError:  # numbers or true/false among the text, or a value no field can hold
+                cells = [json_value_text(cell) for cell in cells]
+                if None in cells:
+                    return None
+                column = pl.Series(f"{position}:{name}", cells, dtype=pl.String)
+            if "\x00" in "".join(filter(None, cells)):
+                return None
+            columns.append(column)
+        return pl.DataFrame(columns).with_row_index(ROW, offset=1)
+    except Exception:  # noqa: BLE001 - whatever this path cannot read, the slow path reads or reports
+        return None
+
+
+def _parse_records_json_slow(file: str, body: Any) -> ParsedSource:
+    """`parse_records_json` for a body of any shape: every value looked at in Python, every problem reported."""
     result = ParsedSource()
     if not isinstance(body, dict):
         result.findings.append(_finding(file, "bad-json", "The body must be a JSON object whose keys are record types (clients, engagements, ...).",
