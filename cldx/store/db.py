@@ -62,6 +62,8 @@ def make_engine(url: str, *, default_scope: str | None = None, **kwargs) -> Engi
         def _sqlite_begin(connection) -> None:
             # A writer takes SQLite's write lock up front (IMMEDIATE), so it waits its turn
             # instead of failing when it upgrades a read transaction another writer overtook.
+            if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                return  # asked for no transaction (a pragma that works only outside one, say)
             connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.pop(IMMEDIATE, False) else "BEGIN")
 
         return engine

@@ -349,14 +349,14 @@ class RecordColumns:
 
     Foreign keys cost a check per row written, which on PostgreSQL is most of the bulk load's
     time, so a record keeps only those that say something: a child record's composite key to
-    its parent (which also pins its provider to the parent's), and the provider and submission
-    keys of the records a high-volume child hangs from. `_provider_fk = False`: the composite
-    key already implies the provider; `_submission_fk = False`: the submission is written by
-    the same transaction and never deleted.
+    its parent (which also pins its provider to the parent's), and a client's key to its
+    provider. `_provider_fk = False`: the composite key already implies the provider. No record
+    has a key to its first or last submission: the submission is written by the same
+    transaction and never deleted (retention keeps receipts), and checking it for every row was
+    a fifth of PostgreSQL's work for a submission (migrations 0004 and 0012).
     """
 
     _provider_fk = True
-    _submission_fk = True
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
 
@@ -364,13 +364,8 @@ class RecordColumns:
     def provider_id(cls) -> Mapped[int]:
         return mapped_column(ForeignKey("provider.id")) if cls._provider_fk else mapped_column(BigId)
 
-    @declared_attr
-    def first_submission_id(cls) -> Mapped[str | None]:
-        return mapped_column(ForeignKey("submission.id")) if cls._submission_fk else mapped_column(String(36))
-
-    @declared_attr
-    def last_submission_id(cls) -> Mapped[str | None]:
-        return mapped_column(ForeignKey("submission.id")) if cls._submission_fk else mapped_column(String(36))
+    first_submission_id: Mapped[str | None] = mapped_column(String(36))
+    last_submission_id: Mapped[str | None] = mapped_column(String(36))
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -431,7 +426,6 @@ _ENGAGEMENT_FK = (["provider_id", "engagement_ref"], ["engagement.provider_id", 
 
 class Attendance(RecordColumns, Base):
     _provider_fk = False
-    _submission_fk = False
     __tablename__ = "attendance"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref", "session_date"),
@@ -446,7 +440,6 @@ class Attendance(RecordColumns, Base):
 
 class Assessment(RecordColumns, Base):
     _provider_fk = False
-    _submission_fk = False
     __tablename__ = "assessment"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref", "phase", "instrument", "domain"),
@@ -463,7 +456,6 @@ class Assessment(RecordColumns, Base):
 
 class Outcome(RecordColumns, Base):
     _provider_fk = False
-    _submission_fk = False
     __tablename__ = "outcome"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref", "dimension", "measure"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
@@ -61,3 +62,49 @@ def test_timestamps_come_back_as_aware_utc(engine):
         stored = session.scalar(select(Provider.created_at))
     assert stored == in_auckland
     assert stored.utcoffset() == timedelta(0)
+
+
+def test_dropping_the_record_keys_to_submissions_keeps_a_stored_roll_out_whole(database_url):
+    """0012 copies the client, dependant and engagement tables on SQLite, while engagements refer to clients."""
+    from sqlalchemy import exc, insert, text
+
+    from cldx.store.models import Client, Engagement, ServiceLine, Submission
+
+    upgrade(database_url, "0011")
+    engine = make_engine(database_url, default_scope="all")
+    now = datetime(2018, 7, 1, tzinfo=timezone.utc)
+    stamps = {"created_at": now, "updated_at": now}
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(Provider.__table__).values(id=1, code="P1", name="Test", region_code="01", **stamps))
+            connection.execute(insert(ServiceLine.__table__).values(code="FS", name="Family Start", **stamps))
+            connection.execute(insert(Submission.__table__).values(
+                id="s-1", provider_id=1, period="2018-06", received_at=now, submitter="t", channel="test", status="accepted",
+                mode="partial", standard_version="1"))
+            sent = {"provider_id": 1, "first_submission_id": "s-1", "last_submission_id": "s-1", **stamps}
+            connection.execute(insert(Client.__table__), [
+                {"client_ref": f"C-{i}", "gender": "2", "primary_ethnicity": "21", "area": "100100", "identity_consent": True, **sent}
+                for i in range(5)])
+            connection.execute(insert(Engagement.__table__), [
+                {"engagement_ref": f"E-{i}", "client_ref": f"C-{i}", "service_code": "FS", "start_date": now.date(), **sent}
+                for i in range(5)])
+    finally:
+        engine.dispose()
+
+    upgrade(database_url)
+
+    engine = make_engine(database_url, default_scope="all")
+    try:
+        inspector = inspect(engine)
+        for table in ("client", "dependant", "engagement"):
+            assert "submission" not in {k["referred_table"] for k in inspector.get_foreign_keys(table)}, table
+        assert "client" in {k["referred_table"] for k in inspector.get_foreign_keys("engagement")}
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM client")).scalar_one() == 5
+            assert connection.execute(text("SELECT count(*) FROM engagement")).scalar_one() == 5
+        # The composite key to the client still holds.
+        with pytest.raises(exc.IntegrityError), engine.begin() as connection:
+            connection.execute(insert(Engagement.__table__).values(
+                engagement_ref="E-9", client_ref="C-9", service_code="FS", start_date=now.date(), provider_id=1, **stamps))
+    finally:
+        engine.dispose()
