@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         "", description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are believed; empty: none."
     )
+    submissions_per_process: int = Field(
+        1, gt=0, description="Submissions one web server process validates and stores at once; more wait their turn. Several at once in one process only take turns at Python's interpreter lock: for more at once, run more processes (uvicorn --workers)."
+    )
     queue_threshold_bytes: int = Field(
         2 * 1024 * 1024, description="Uploads larger than this go to the background worker instead of being processed in the request."
     )

@@ -37,6 +37,7 @@ from cldx.store.models import Provider, QuarantinedRow, SubmissionFinding
 from cldx.web.auth import PrincipalDep, providers_with
 from cldx.web.deps import SessionDep, SettingsDep
 from cldx.web.export import csv_download, neutralise
+from cldx.web.limits import in_submission_slot
 from cldx.web.schemas import ErrorPublic
 from cldx.web.visibility import NO_SUBMIT, submission_for
 
@@ -200,8 +201,8 @@ async def create_submission(request: Request, settings: SettingsDep, principal: 
             submission_id = await run_in_threadpool(enqueue, engine, provider=provider, files=files, period=period, mode=mode,
                                                     submitter=submitter, channel="api")
             return JSONResponse(_receipt_body(request, submission_id), status_code=202, headers={"Location": f"{request.url.path}/{submission_id}"})
-        receipt = await run_in_threadpool(lambda: submit(engine, provider=provider, files=files, records_json=records_json, period=period,
-                                                         mode=mode, submitter=submitter, channel="api"))
+        receipt = await in_submission_slot(request, lambda: submit(engine, provider=provider, files=files, records_json=records_json, period=period,
+                                                                    mode=mode, submitter=submitter, channel="api"))
     except UnknownProvider:
         raise HTTPException(422, detail=[{"location": ["body", "provider"], "message": f"no provider {provider!r}"}]) from None
     return JSONResponse(receipt.to_dict(), status_code=201, headers={"Location": f"{request.url.path}/{receipt.submission_id}"})

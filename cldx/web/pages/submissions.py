@@ -37,6 +37,7 @@ from cldx.web.api.submissions import FINDING_COLUMNS
 from cldx.web.auth import principal_of
 from cldx.web.deps import SessionDep, SettingsDep
 from cldx.web.export import csv_download
+from cldx.web.limits import in_submission_slot
 from cldx.web.templating import render
 from cldx.web.visibility import submission_for, visible_providers, visible_submissions
 
@@ -182,7 +183,7 @@ async def upload_without_script(request: Request, session: SessionDep, settings:
             if sum(len(f.data) for f in files) > settings.queue_threshold_bytes:
                 submission_id = await run_in_threadpool(lambda: enqueue(request.app.state.engine, files=files, **args))
             else:
-                receipt = await run_in_threadpool(lambda: submit(request.app.state.engine, files=files, **args))
+                receipt = await in_submission_slot(request, lambda: submit(request.app.state.engine, files=files, **args))
                 submission_id = receipt.submission_id
         except UnknownProvider:
             errors.append({"location": ["provider"], "message": f"There is no provider {values['provider']!r}. Choose one from the list."})

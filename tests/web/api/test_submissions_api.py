@@ -157,3 +157,44 @@ def test_submission_routes_are_in_the_openapi_document(client):
     assert {"/api/v1/submissions", "/api/v1/submissions/{submission_id}", "/api/v1/submissions/{submission_id}/findings",
             "/api/v1/submissions/{submission_id}/rejected"} <= set(paths)
     assert set(paths["/api/v1/submissions"]["post"]["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_a_process_stores_as_many_submissions_at_once_as_it_has_slots(engine, migrated_url, monkeypatch, slots):
+    import threading
+
+    import cldx.web.api.submissions as api
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real_submit = api.submit
+
+    def counting_submit(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for every request to have arrived and be waiting
+            return real_submit(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(api, "submit", counting_submit)
+    headers = p1_and_its_token(engine)
+    settings = Settings(database_url=migrated_url, embedded_worker=False, submissions_per_process=slots)
+    answers: list[int] = []
+    with TestClient(create_app(settings), headers=headers) as client:
+        def send(i: int) -> None:
+            body = {"provider": "P1", "records": {"clients": [
+                {"client_ref": f"S-{i}", "family_name": "Tūroa", "given_names": "Mere", "date_of_birth": "1990-05-17", "gender": "2",
+                 "primary_ethnicity": "21", "area": "100100", "notified_of_sharing_on": "2017-01-02"}]}}
+            answers.append(client.post("/api/v1/submissions", json=body).status_code)
+
+        senders = [threading.Thread(target=send, args=(i,)) for i in range(5)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+    assert answers == [201] * 5
+    assert most[0] == slots
