@@ -8,15 +8,18 @@ Checks run in layers, all as Polars expressions over whole columns (no per-row P
   stored  a client_ref already used for a different person.
 A record with any error is rejected (kept in quarantine by the caller); warnings do not block.
 
-A month's submission is small, so the cost is in the number of Polars queries, not rows: each
-record type's field checks and row-by-row rules run as one query, with a quick form of each field
-check (exact text, known code) and the full one only for fields holding a doubtful value; the
-findings of rules that no row breaks are never built.
+A month's submission is small, so the cost is in the number of Polars queries and of their
+expressions, not rows: each record type's field checks and row-by-row rules (the age check's
+lookup too) and its accepted values run as one query, with a quick form of each field check
+(exact text, known code) and the full one only for fields holding a doubtful value; the findings
+of rules that no row breaks are never built, and frames are put together from columns by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -68,13 +71,21 @@ class Validated:
 
     accepted: dict[str, pl.DataFrame] = field(default_factory=dict)
     rejected: dict[str, pl.DataFrame] = field(default_factory=dict)
-    findings: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FINDING_SCHEMA))
+    findings: pl.DataFrame = field(default_factory=lambda: _NO_FINDINGS.clear())
+
+
+# Made once: a frame made from a schema costs more than clearing one (which makes a new frame).
+_NO_FINDINGS = pl.DataFrame(schema=FINDING_SCHEMA)
 
 
 ERROR_RULES = [code for code, rule in RULES.items() if rule.severity == "error"]
 # A submission is one provider's month: thousands of rows, where the streaming engine's start-up
 # costs several times the work itself. The in-memory engine runs such queries far sooner.
 ENGINE = "in-memory"
+# The quick checks' query is many small expressions over a few hundred rows, where planning the
+# optimisations costs more than they save. It is row by row (and one join that keeps the left's
+# order), so it gives the same result without them.
+QUICK = pl.QueryOptFlags.none()
 
 
 def _v(name: str) -> str:
@@ -113,6 +124,7 @@ def _date_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
 _YES = ("y", "yes", "true", "1")
 _NO = ("n", "no", "false", "0")
+_EXACT_DATE = r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}/[0-9]{2}/[0-9]{4})$"
 
 
 def _restorations(spec: Field) -> dict[str, str]:
@@ -210,42 +222,47 @@ def _quick_exprs(spec: Field, service_codes: list[str]) -> tuple[pl.Expr, pl.Exp
     Where `doubtful` is false the typed value is the one `_field_exprs` gives and that check
     finds nothing (no problem, no code restored); only doubtful fields get the full check.
     Doubt is cautious: a withdrawal's fields, or "1,000" for a number, are doubted and pass.
+
+    The value is null exactly where the text is blank or doubtful, so a field holds a doubtful
+    value where its nulls outnumber the blanks it may have (`_FieldCheck.doubted`): a month's
+    query costs by the number of its expressions more than by its rows, and `doubtful` need
+    not be one of them.
     """
     raw = pl.col(spec.name)
     blank = raw == ""
     match spec.type:
         case FieldType.DATE:
-            # Exactly yyyy-mm-dd or dd/mm/yyyy, as the date read writes it back: the full check's
+            # Exactly yyyy-mm-dd or dd/mm/yyyy in ASCII digits, and a real date: the full check's
             # pattern matches such text and reads the same date from it.
-            value = pl.coalesce(raw.str.to_date("%Y-%m-%d", strict=False), raw.str.to_date("%d/%m/%Y", strict=False))
-            fine = (raw.str.len_bytes() == 10) & ((value.dt.to_string("%Y-%m-%d") == raw) | (value.dt.to_string("%d/%m/%Y") == raw))
+            value = pl.when(raw.str.contains(_EXACT_DATE)).then(
+                pl.coalesce(raw.str.to_date("%Y-%m-%d", strict=False), raw.str.to_date("%d/%m/%Y", strict=False)))
         case FieldType.YES_NO:
-            value = raw.str.to_lowercase().replace_strict({**dict.fromkeys(_YES, True), **dict.fromkeys(_NO, False)}, default=None, return_dtype=pl.Boolean)
-            fine = value.is_not_null()
+            # The Enum's categories are the yes words then the no words: its index tells which.
+            value = raw.str.to_lowercase().cast(pl.Enum([*_YES, *_NO]), strict=False).to_physical() < len(_YES)
         case FieldType.INTEGER | FieldType.DECIMAL:
             number = raw.cast(pl.Float64, strict=False)  # no thousands commas or $: those are doubted
-            fine = number.is_not_null() & number.is_finite()
+            fine = number.is_finite()  # null where the text is not a number
             if spec.min_value is not None:
                 fine = fine & (number >= spec.min_value)
             if spec.max_value is not None:
                 fine = fine & (number <= spec.max_value)
             if spec.type is FieldType.INTEGER:
                 fine = fine & (number == number.round(0))
-            value = number.cast(pl.Int64, strict=False) if spec.type is FieldType.INTEGER else number
+            value = pl.when(fine).then(number.cast(pl.Int64, strict=False) if spec.type is FieldType.INTEGER else number)
         case FieldType.CODE:
             accepted = service_codes if spec.name == "service_code" else spec.accepted_codes()
             # An Enum holds the codes hashed once, where is_in hashes its list on every run.
-            value = raw.cast(pl.Enum(list(dict.fromkeys(accepted))), strict=False).cast(pl.String)
-            fine = value.is_not_null()
+            value = raw.cast(pl.Enum([c for c in dict.fromkeys(accepted) if c != ""]), strict=False).cast(pl.String)
         case _:
-            value = raw
-            fine = pl.lit(True)
+            fine = ~blank
             if spec.max_length:
                 fine = fine & (raw.str.len_chars() <= spec.max_length)
             if spec.pattern:
                 fine = fine & raw.str.contains(spec.pattern)
-    doubtful = (blank & pl.lit(spec.required)) | (~blank & ~fine.fill_null(False))
-    return pl.when(blank).then(None).otherwise(value), doubtful
+            value = pl.when(fine).then(raw)
+    # A blank is doubted only where the field is required.
+    doubtful = value.is_null() if spec.required else value.is_null() & ~blank
+    return value, doubtful
 
 
 @dataclass(frozen=True)
@@ -253,11 +270,23 @@ class _FieldCheck:
     """One field's checks as expressions: the quick form, and the full form for doubtful fields."""
 
     name: str
+    required: bool
     quick: pl.Expr  # typed value (`x__v`), right wherever `doubtful` is false
-    doubtful: pl.Expr  # (`x__d`) true where the full check is needed
+    doubtful: pl.Expr  # (`x__d`) true where the full check is needed; `doubted` counts it instead
     typed: pl.Expr  # typed value (`x__v`) of the full check
     problem: pl.Expr  # rule broken (`x__p`), or null
+    flagged: pl.Expr  # true on rows where the full check has something to say
     findings: tuple[pl.Expr, ...]  # finding structs (null where there is nothing to say)
+
+    def doubted(self, checked: pl.DataFrame) -> bool:
+        """Whether `doubtful` holds on some row of a frame with the quick values (see `_quick_exprs`)."""
+        nulls = checked.get_column(_v(self.name)).null_count()
+        if nulls == 0 or self.required:
+            return nulls > 0
+        raw = checked.get_column(self.name)
+        if nulls == checked.height:  # a column left blank, say: doubtful unless every text is blank
+            return raw.max() != ""
+        return nulls > (raw == "").sum()
 
 
 @dataclass(frozen=True)
@@ -265,7 +294,6 @@ class _FieldPlan:
     """A record type's field checks as expressions: built once, run on every submission."""
 
     fields: tuple[_FieldCheck, ...]
-    flagged: pl.Expr  # true on rows with any field finding
 
 
 @functools.lru_cache(maxsize=64)
@@ -273,11 +301,11 @@ def _field_plan(rt_name: str, service_codes: tuple[str, ...]) -> _FieldPlan:
     """Building expressions costs more than running them on a month's few records, so they are kept."""
     rt = RECORD_TYPES[rt_name]
     fields: list[_FieldCheck] = []
-    flags: list[pl.Expr] = []
     for spec in rt.fields:
         typed, problem, messages = _field_exprs(spec, rt, list(service_codes))
         quick, doubtful = _quick_exprs(spec, list(service_codes))
         structs: list[pl.Expr] = []
+        flags: list[pl.Expr] = []
         rule = pl.col(_p(spec.name))
         message = pl.lit(None, pl.String)
         fix = pl.lit(None, pl.String)
@@ -298,9 +326,9 @@ def _field_plan(rt_name: str, service_codes: tuple[str, ...]) -> _FieldPlan:
                 pl.format("{} was read as {}: Excel had dropped its leading zeros.", pl.col(spec.name), pl.col(_v(spec.name))),
                 pl.lit(f"Format the {spec.name} column as Text in Excel so codes keep their leading zeros."),
             )))
-        fields.append(_FieldCheck(spec.name, quick.alias(_v(spec.name)), doubtful.alias(_d(spec.name)), typed.alias(_v(spec.name)),
-                                  problem.alias(_p(spec.name)), tuple(structs)))
-    return _FieldPlan(tuple(fields), pl.any_horizontal(flags))
+        fields.append(_FieldCheck(spec.name, spec.required, quick.alias(_v(spec.name)), doubtful.alias(_d(spec.name)), typed.alias(_v(spec.name)),
+                                  problem.alias(_p(spec.name)), pl.any_horizontal(flags), tuple(structs)))
+    return _FieldPlan(tuple(fields))
 
 
 def _finding_struct(field_name: str, value: pl.Expr, rule: pl.Expr, message: pl.Expr, fix: pl.Expr) -> pl.Expr:
@@ -335,41 +363,82 @@ def _rule_column(number: int) -> str:
     return f"__rule{number}"
 
 
-def _check(frame: pl.DataFrame, rt: RecordType, service_codes: list[str], rules: list[_Rule]) -> pl.DataFrame:
-    """The frame with typed values, field problems, FLAGGED and each rule's condition.
+def _w(name: str) -> str:
+    return f"{name}__w"
+
+
+@functools.lru_cache(maxsize=16)
+def _worked_out(name: str, deidentified: bool) -> tuple[tuple[str, pl.Expr], ...]:
+    """(field, its accepted value `x__w`) for the fields whose accepted value is not just the typed one.
+
+    Row by row, so worked out with the checks, on every row, where a query of its own would cost more.
+    """
+    value = lambda f: pl.col(_v(f))  # noqa: E731
+    # A blank action is an upsert (when/then: `replace` runs a join).
+    worked_out = {ACTION: pl.when(pl.col(ACTION) == "").then(pl.lit("upsert")).otherwise(pl.col(ACTION))}
+    if name == "client":
+        consent = value("identity_consent").fill_null(True)
+        # The birth month comes from the date of birth, or as sent in the de-identified form;
+        # the SLK sent is kept only until ingest keys it, and only in that form.
+        born = value("birth_year_month") if deidentified else value("date_of_birth").dt.strftime("%Y-%m")
+        worked_out["identity_consent"] = consent
+        # A client who declined identification is stored without it.
+        for c in ("family_name", "given_names", "date_of_birth", "birth_year_month", "slk581"):
+            worked_out[c] = pl.when(consent).then(born if c == "birth_year_month" else value(c)).otherwise(None)
+        if not deidentified:
+            worked_out["slk581"] = pl.lit(None, pl.String)
+    elif name == "dependant" and not deidentified:
+        worked_out["birth_year_month"] = value("date_of_birth").dt.strftime("%Y-%m")
+    return tuple((field_name, expr.alias(_w(field_name))) for field_name, expr in worked_out.items())
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """Values from another table joined onto each row by its typed values, and a condition on them."""
+
+    join: Callable[[pl.LazyFrame], pl.LazyFrame]
+    columns: tuple[str, ...]  # the columns `join` adds
+    condition: pl.Expr  # a column of its own, beside the rules'
+
+
+def _check(frame: pl.DataFrame, rt: RecordType, service_codes: list[str], rules: list[_Rule], lookup: _Lookup | None = None,
+           worked_out: tuple[tuple[str, pl.Expr], ...] = ()) -> pl.DataFrame:
+    """The frame with typed values, FLAGGED, each rule's condition, the doubtful fields' problems
+    and the columns worked out from the typed values (`_worked_out`).
 
     The quick field checks run first, with everything else, in one query; only when some value
-    is doubtful does a second query run the full checks of the doubtful fields, and the rules again.
+    is doubtful does a second query run the full checks of the doubtful fields, and the rules again
+    (and the lookup, whose keys may have changed).
     """
     plan = _field_plan(rt.name, tuple(service_codes))
-    conditions = [plan.flagged.alias(FLAGGED), *[r.condition.fill_null(False).alias(_rule_column(i)) for i, r in enumerate(rules)]]
-    checked = (
+    # A rule's condition is null where it cannot tell: read as not broken (`any` and `_rule_rows` skip nulls).
+    conditions = [r.condition.alias(_rule_column(i)) for i, r in enumerate(rules)] + [expr for _, expr in worked_out]
+    if lookup is not None:
+        conditions.append(lookup.condition)
+    join = lookup.join if lookup is not None else lambda rows: rows
+    quick = (
         frame.lazy()
         # The action column decides how the others are read, so it is parsed first.
         .with_columns(pl.col(ACTION).str.to_lowercase().alias(ACTION))
-        .with_columns(*[f.quick for f in plan.fields], *[f.doubtful for f in plan.fields])
-        # Nothing is wrong with a value that is not doubtful.
-        .with_columns(*[pl.lit(None, pl.String).alias(_p(f.name)) for f in plan.fields])
-        .with_columns(conditions)
-        .collect(engine=ENGINE)
+        .with_columns(*[f.quick for f in plan.fields])
     )
-    doubtful = [f for f in plan.fields if checked[_d(f.name)].any()]
+    # Nothing is wrong with a value that is not doubtful.
+    checked = join(quick).with_columns(pl.lit(False).alias(FLAGGED), *conditions).collect(engine=ENGINE, optimizations=QUICK)
+    doubtful = [f for f in plan.fields if f.doubted(checked)]
     if not doubtful:
         return checked
-    return (
-        checked.lazy()
-        .with_columns(*[f.typed for f in doubtful], *[f.problem for f in doubtful])
-        .with_columns(conditions)
-        .collect(engine=ENGINE)
-    )
+    full = checked.lazy().drop(*lookup.columns) if lookup is not None else checked.lazy()
+    full = full.with_columns(*[f.typed for f in doubtful], *[f.problem for f in doubtful])
+    return join(full).with_columns(pl.any_horizontal([f.flagged for f in doubtful]).alias(FLAGGED), *conditions).collect(engine=ENGINE)
 
 
 def _field_findings(checked: pl.DataFrame, rt: RecordType, service_codes: list[str]) -> list[pl.LazyFrame]:
     if not checked[FLAGGED].any():
         return []
     plan = _field_plan(rt.name, tuple(service_codes))
-    # Only doubtful fields can have something to say, and only the few rows with a finding build finding structs.
-    structs = [struct for f in plan.fields if checked[_d(f.name)].any() for struct in f.findings]
+    # Only doubtful fields (those given the full check, and so a problem column) can have something
+    # to say, and only the few rows with a finding build finding structs.
+    structs = [struct for f in plan.fields if _p(f.name) in checked.columns for struct in f.findings]
     return [
         checked.lazy().filter(pl.col(FLAGGED))
         .select(pl.col(FILE).alias("file"), pl.col(SHEET).alias("sheet"), pl.col(ROW).alias("row"), pl.concat_list(structs).alias("__f"))
@@ -471,7 +540,7 @@ def _record_rules(name: str, today: date, deidentified: bool = False) -> tuple[_
     return tuple(rules)
 
 
-def _joined_findings(name: str, frame: pl.DataFrame, stored: Stored, accepted_clients: pl.DataFrame) -> list[pl.LazyFrame]:
+def _joined_findings(name: str, frame: pl.DataFrame, stored: Stored, accepted_clients: pl.LazyFrame) -> list[pl.LazyFrame]:
     """Checks within each record that look a value up in another table (ages, instruments)."""
     if name == "engagement":
         return _age_findings(frame, stored, accepted_clients)
@@ -480,28 +549,75 @@ def _joined_findings(name: str, frame: pl.DataFrame, stored: Stored, accepted_cl
     return []
 
 
-def _age_findings(frame: pl.DataFrame, stored: Stored, accepted_clients: pl.DataFrame) -> list[pl.LazyFrame]:
-    """Age at start outside the service's plausible range (more than a year out) is a warning."""
-    births = pl.concat([
-        accepted_clients.select("client_ref", "birth_year_month"),
-        stored.clients.select("client_ref", "birth_year_month"),
-    ]).filter(pl.col("birth_year_month").is_not_null()).unique("client_ref", keep="first")
-    ranges = pl.DataFrame(
-        [(code, lo, hi) for code, (lo, hi) in stored.service_lines.items()],
+@functools.lru_cache(maxsize=16)
+def _age_ranges(service_lines: tuple[tuple[str, int | None, int | None], ...]) -> pl.DataFrame:
+    return pl.DataFrame(
+        list(service_lines),
         schema={"service": pl.String, "min_age": pl.Int64, "max_age": pl.Int64}, orient="row",
     )
+
+
+def _births(stored: Stored, accepted_clients: pl.LazyFrame) -> pl.LazyFrame:
+    """Each client's birth month: as accepted in this submission, else as stored."""
+    return pl.concat([
+        accepted_clients.select("client_ref", "birth_year_month"),
+        stored.clients.lazy().select("client_ref", "birth_year_month"),
+    ]).filter(pl.col("birth_year_month").is_not_null()).unique("client_ref", keep="first")
+
+
+def _age(birth_year_month: str, strict: bool = True) -> pl.Expr:
+    """Whole years from the birth month to the month the engagement starts."""
+    year, month = (pl.col(birth_year_month).str.slice(start, length).cast(pl.Int64, strict=strict) for start, length in ((0, 4), (5, 2)))
+    return (pl.col(_v("start_date")).dt.year() * 12 + pl.col(_v("start_date")).dt.month() - year * 12 - month) // 12
+
+
+def _implausible(age: pl.Expr, min_age: str, max_age: str) -> pl.Expr:
+    return (age < pl.col(min_age) - 1) | (age > pl.col(max_age) + 1)
+
+
+# The age check costs two joins, and most months no engagement breaks it: the lookup joins only the
+# birth months (the ranges are read by the service code's place among them) in the query of the
+# field checks, and the findings are made, the way they always were, only when some row breaks it,
+# or has a birth month that is not one (which stops the findings' query, as it always did).
+AGE_IMPLAUSIBLE = "__age_implausible"
+_BIRTH, _MIN_AGE, _MAX_AGE, _PLACE = "__birth_year_month", "__min_age", "__max_age", "__service_place"
+_AGE_CONDITION = ((pl.col(ACTION) != WITHDRAW) & pl.col(_PLACE).is_not_null() & (
+    _implausible(_age(_BIRTH, strict=False), _MIN_AGE, _MAX_AGE)
+    | (pl.col(_BIRTH).is_not_null() & pl.col(_v("start_date")).is_not_null() & _age(_BIRTH, strict=False).is_null())
+)).alias(AGE_IMPLAUSIBLE)
+
+
+@functools.lru_cache(maxsize=16)
+def _age_ranges_by_place(service_lines: tuple[tuple[str, int | None, int | None], ...]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(each row's service line's place among them, its min age, its max age): a lookup without a join."""
+    place = pl.col(_v("service_code")).cast(pl.Enum([code for code, _, _ in service_lines]), strict=False).to_physical()
+    min_age = pl.lit(pl.Series([lo for _, lo, _ in service_lines], dtype=pl.Int64)).gather(pl.col(_PLACE))
+    max_age = pl.lit(pl.Series([hi for _, _, hi in service_lines], dtype=pl.Int64)).gather(pl.col(_PLACE))
+    return place.alias(_PLACE), min_age.alias(_MIN_AGE), max_age.alias(_MAX_AGE)
+
+
+def _age_lookup(stored: Stored, accepted_clients: pl.LazyFrame) -> _Lookup:
+    births = _births(stored, accepted_clients).rename({"client_ref": "__client_ref", "birth_year_month": _BIRTH})
+    place, min_age, max_age = _age_ranges_by_place(tuple((code, lo, hi) for code, (lo, hi) in stored.service_lines.items()))
+    return _Lookup(
+        lambda rows: rows.join(births, left_on=_v("client_ref"), right_on="__client_ref", how="left", maintain_order="left")
+        .with_columns(place).with_columns(min_age, max_age),
+        (_BIRTH, _PLACE, _MIN_AGE, _MAX_AGE), _AGE_CONDITION,
+    )
+
+
+def _age_findings(frame: pl.DataFrame, stored: Stored, accepted_clients: pl.LazyFrame) -> list[pl.LazyFrame]:
+    """Age at start outside the service's plausible range (more than a year out) is a warning."""
+    if not frame[AGE_IMPLAUSIBLE].any():
+        return []
+    ranges = _age_ranges(tuple((code, lo, hi) for code, (lo, hi) in stored.service_lines.items()))
     joined = (
         frame.lazy().filter(pl.col(ACTION) != WITHDRAW)
-        .join(births.lazy(), left_on=_v("client_ref"), right_on="client_ref", how="inner")
+        .join(_births(stored, accepted_clients), left_on=_v("client_ref"), right_on="client_ref", how="inner")
         .join(ranges.lazy(), left_on=_v("service_code"), right_on="service", how="inner")
-        .with_columns(
-            ((pl.col(_v("start_date")).dt.year() * 12 + pl.col(_v("start_date")).dt.month()
-              - pl.col("birth_year_month").str.slice(0, 4).cast(pl.Int64) * 12 - pl.col("birth_year_month").str.slice(5, 2).cast(pl.Int64)) // 12
-             ).alias("__age")
-        )
+        .with_columns(_age("birth_year_month").alias("__age"))
     )
-    implausible = (pl.col("__age") < pl.col("min_age") - 1) | (pl.col("__age") > pl.col("max_age") + 1)
-    return _rule_rows(joined, implausible, "client_ref", "implausible-age",
+    return _rule_rows(joined, _implausible(pl.col("__age"), "min_age", "max_age"), "client_ref", "implausible-age",
                       pl.format("The client is {} at the start of this {} engagement, outside the ages the service serves ({} to {}).",
                                 pl.col("__age"), pl.col(_v("service_code")), pl.col("min_age"), pl.col("max_age")),
                       "Check the client's date of birth and the service code.")
@@ -553,14 +669,21 @@ def _duplicate_rule(name: str) -> _Rule:
 
 
 def _reference_rules(rt: RecordType, known: dict[str, pl.Series]) -> list[_Rule]:
-    rules = []
-    for reference in rt.references:
+    return [dataclasses.replace(rule, condition=sent & ~pl.col(_v(rule.field)).is_in(pl.lit(known[parent]).implode()))
+            for parent, sent, rule in _reference_parts(rt.name)]
+
+
+@functools.lru_cache(maxsize=16)
+def _reference_parts(name: str) -> tuple[tuple[str, pl.Expr, _Rule], ...]:
+    """Per reference: (parent record type, the row gives one, the rule but for its condition); only the known keys change."""
+    parts = []
+    for reference in RECORD_TYPES[name].references:
         parent = RECORD_TYPES[reference.record_type]
-        missing = (pl.col(ACTION) != WITHDRAW) & pl.col(_v(reference.field)).is_not_null() & ~pl.col(_v(reference.field)).is_in(known[reference.record_type].implode())
-        rules.append(_Rule(missing, reference.field, "unknown-reference",
-                           pl.format(f"{reference.field} {{}} is not {_a(parent.title.lower())} accepted in this submission or already stored.", pl.col(reference.field)),
-                           f"Send the {parent.title.lower()} in {parent.file_name} (and fix any error it has), or correct {reference.field}."))
-    return rules
+        sent = (pl.col(ACTION) != WITHDRAW) & pl.col(_v(reference.field)).is_not_null()
+        parts.append((reference.record_type, sent, _Rule(pl.lit(None), reference.field, "unknown-reference",
+                      pl.format(f"{reference.field} {{}} is not {_a(parent.title.lower())} accepted in this submission or already stored.", pl.col(reference.field)),
+                      f"Send the {parent.title.lower()} in {parent.file_name} (and fix any error it has), or correct {reference.field}.")))
+    return tuple(parts)
 
 
 def _a(noun: str) -> str:
@@ -607,16 +730,21 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
     row, say) reject that row too, and all of them lead the submission's findings.
     """
     result = Validated()
-    prior = prior if prior is not None else pl.DataFrame(schema=FINDING_SCHEMA)
+    prior = prior if prior is not None else _NO_FINDINGS.clear()
     # Row numbers repeat across a workbook's sheets and a JSON body's lists: a row is known by
     # its file, sheet (null for a CSV) and number, and a finding rejects that row only.
     at = [FILE, SHEET, ROW]
     where = lambda findings: findings.select(pl.col("file").alias(FILE), pl.col("sheet").alias(SHEET), pl.col("row").alias(ROW))  # noqa: E731
-    prior_errors = where(prior.filter(pl.col("rule").is_in(ERROR_RULES) & pl.col("row").is_not_null()))
+    if prior.height:
+        prior_errors = where(prior.lazy().filter(pl.col("rule").is_in(ERROR_RULES) & pl.col("row").is_not_null())).collect(engine=ENGINE)
+    else:  # the usual submission: its files were read without a problem
+        prior_errors = pl.DataFrame([prior.get_column("file").alias(FILE), prior.get_column("sheet").alias(SHEET), prior.get_column("row").alias(ROW)])
     service_codes = sorted(stored.service_lines)
     by_type: dict[str, pl.DataFrame] = {}
     for table in tables:
-        frame = table.frame.with_columns(pl.lit(table.file).alias(FILE), pl.lit(table.sheet, pl.String).alias(SHEET))
+        # Columns of one repeated value, made without a query.
+        frame = table.frame.hstack([pl.Series(FILE, [table.file], pl.String).new_from_index(0, table.frame.height),
+                                    pl.Series(SHEET, [table.sheet], pl.String).new_from_index(0, table.frame.height)])
         by_type[table.record_type.name] = pl.concat([by_type[table.record_type.name], frame]) if table.record_type.name in by_type else frame
 
     known: dict[str, pl.Series] = {
@@ -624,7 +752,7 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
         "engagement": stored.engagements["engagement_ref"],
     }
     findings: list[pl.DataFrame] = []
-    accepted_clients = pl.DataFrame(schema={"client_ref": pl.String, "birth_year_month": pl.String})
+    accepted_clients = pl.LazyFrame(schema={"client_ref": pl.String, "birth_year_month": pl.String})
     for name in ORDER:
         if name not in by_type:
             continue
@@ -635,9 +763,10 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
             continue
         record_rules = list(_record_rules(name, today, deidentified))
         across_rules = [_duplicate_rule(name), *_reference_rules(rt, known)]
+        lookup = _age_lookup(stored, accepted_clients) if name == "engagement" else None
         # One chunk per column: Polars 2.1.0 can panic formatting messages from a filtered
         # string column in several chunks (as the CSV reader returns them).
-        frame = _check(by_type[name].rechunk(), rt, service_codes, record_rules + across_rules)
+        frame = _check(by_type[name].rechunk(), rt, service_codes, record_rules + across_rules, lookup, _worked_out(name, deidentified))
         # In the order findings are listed for a row: fields, the record, then across records.
         found = _field_findings(frame, rt, service_codes)
         found += _broken(frame, record_rules, first=0)
@@ -645,10 +774,10 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
         found += _broken(frame, across_rules, first=len(record_rules))
         if name == "client":
             found += _reused_refs(frame, stored)
-        these = pl.concat(found).collect(engine=ENGINE) if found else pl.DataFrame(schema=FINDING_SCHEMA)
+        these = pl.concat(found).collect(engine=ENGINE) if found else _NO_FINDINGS.clear()
         if these.height == 0 and prior_errors.height == 0:
             # The usual month: nothing to say about any row, so every row is accepted as it is.
-            good = frame.with_columns(pl.lit(False).alias(WARNED))
+            good = frame.hstack([pl.Series(WARNED, [False]).new_from_index(0, frame.height)])
             rejected = frame.clear()
         else:
             errors = pl.concat([where(these.filter(pl.col("rule").is_in(ERROR_RULES))), prior_errors]).unique()
@@ -656,30 +785,21 @@ def validate(tables: list[RawTable], stored: Stored, *, today: date, prior: pl.D
             good = frame.join(errors, on=at, how="anti", nulls_equal=True)
             good = good.join(warned.with_columns(pl.lit(True).alias(WARNED)), on=at, how="left", nulls_equal=True).with_columns(pl.col(WARNED).fill_null(False))
             rejected = frame.join(errors, on=at, how="semi", nulls_equal=True)
-        result.rejected[name] = rejected.select(FILE, SHEET, ROW, *rt.columns)
-        typed = good.lazy().select(FILE, SHEET, ROW, WARNED, pl.col(ACTION).replace("", "upsert"), *[pl.col(_v(f.name)).alias(f.name) for f in rt.fields if f.name != ACTION])
-        if name == "client":
-            consent = pl.col("identity_consent").fill_null(True)
-            # The birth month comes from the date of birth, or as sent in the de-identified form;
-            # the SLK sent is kept only until ingest keys it, and only in that form.
-            born = pl.col("birth_year_month") if deidentified else pl.col("date_of_birth").dt.strftime("%Y-%m")
-            typed = typed.with_columns(
-                consent.alias("identity_consent"),
-                # A client who declined identification is stored without it.
-                *[pl.when(consent).then(born if c == "birth_year_month" else pl.col(c)).otherwise(None).alias(c)
-                  for c in ("family_name", "given_names", "date_of_birth", "birth_year_month", "slk581")],
-            )
-            if not deidentified:
-                typed = typed.with_columns(pl.lit(None, pl.String).alias("slk581"))
-        elif name == "dependant" and not deidentified:
-            typed = typed.with_columns(pl.col("date_of_birth").dt.strftime("%Y-%m").alias("birth_year_month"))
-        typed = typed.collect(engine=ENGINE)
+        # Columns taken by name, without a query.
+        result.rejected[name] = rejected[[FILE, SHEET, ROW, *rt.columns]]
+        worked_out = dict(_worked_out(name, deidentified))
+        typed = pl.DataFrame([
+            good.get_column(FILE), good.get_column(SHEET), good.get_column(ROW), good.get_column(WARNED), good.get_column(_w(ACTION)).alias(ACTION),
+            *[good.get_column(_w(f.name) if f.name in worked_out else _v(f.name)).alias(f.name) for f in rt.fields if f.name != ACTION],
+        ])
         sent = typed[ACTION] != WITHDRAW  # the records added or updated, not withdrawn
         if name == "client":
-            accepted_clients = typed.select("client_ref", "birth_year_month").filter(sent)
+            accepted_clients = typed.lazy().filter(sent).select("client_ref", "birth_year_month")
         result.accepted[name] = typed
         if name in known:
             known[name] = pl.concat([known[name], typed[rt.key[0]].filter(sent)])
         findings.append(these)
-    result.findings = pl.concat([prior, *findings]).sort(["file", "row"], maintain_order=True, nulls_last=False)
+    merged = pl.concat([prior, *findings])
+    # Nothing to sort in the usual month (and a frame of its own, even were it the caller's `prior`).
+    result.findings = merged.sort(["file", "row"], maintain_order=True, nulls_last=False) if merged.height else merged.clear()
     return result
