@@ -47,15 +47,14 @@ def _polars_type(column) -> pl.DataType:
     )
 
 
+def _schema(table: Table, columns: list[str]) -> dict[str, pl.DataType]:
+    return {name: _polars_type(table.c[name]) for name in columns}
+
+
 def read_frame(connection: Connection, table: Table, columns: list[str], *where) -> pl.DataFrame:
     """Rows of `table` as a typed Polars frame (Decimals read as floats)."""
-    return _frame(connection, select(*[table.c[name] for name in columns]).where(*where), table, columns)
-
-
-def _frame(connection: Connection, query, table: Table, columns: list[str]) -> pl.DataFrame:
-    """What `query` returns (the `columns` of `table`, in that order) as a typed Polars frame."""
-    schema = {name: _polars_type(table.c[name]) for name in columns}
-    rows = connection.execute(query).all()
+    schema = _schema(table, columns)
+    rows = connection.execute(select(*[table.c[name] for name in columns]).where(*where)).all()
     if not rows:
         return pl.DataFrame(schema=schema)
     numeric = [i for i, name in enumerate(columns) if schema[name] == pl.Float64]
@@ -177,7 +176,7 @@ def read_by_keys(connection: Connection, table: Table, columns: list[str], provi
     if len(values) > KEYED_READ_LIMIT:
         return read_frame(connection, table, columns, own, *where).filter(pl.col(sent.name).is_in(values))
     if not values:  # nothing sent: no rows, the right columns, and no need to ask
-        return pl.DataFrame(schema={name: _polars_type(table.c[name]) for name in columns})
+        return pl.DataFrame(schema=_schema(table, columns))
     if connection.dialect.name == "postgresql":
         # One array parameter: PostgreSQL plans `= ANY(array)` in half the time of a list of 1,000 values.
         # Planned for this array each time, never from a plan kept for the statement: psycopg
