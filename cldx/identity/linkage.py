@@ -1,6 +1,6 @@
 """Linkage: SLK-581 over whole columns, person pseudonyms, and how many clients link.
 
-`slk581_expr` is `cldx.identity.slk.slk581` as one Polars expression (the bulk path has no
+`slk581_column` is `cldx.identity.slk.slk581` over whole Polars columns (the bulk path has no
 per-row Python for it; a test checks both agree on the shared vectors and on generated names).
 The raw SLK only ever exists in memory: `with_person_keys` replaces it by the keyed pseudonym.
 """
@@ -26,21 +26,30 @@ def fold_expr(column: str) -> pl.Expr:
 
 
 def _letters(folded: pl.Expr, positions: tuple[int, ...], missing: str) -> pl.Expr:
-    picked = [pl.when(folded.str.len_chars() >= p).then(folded.str.slice(p - 1, 1)).otherwise(pl.lit("2")) for p in positions]
-    return pl.when(folded == "").then(pl.lit(missing)).otherwise(pl.concat_str(picked))
+    """The letters of a folded name at `positions` (1-based), "2" past its end; `missing` when it has none."""
+    padded = folded + "2" * max(positions)  # a short name's missing letters are 2s
+    return pl.when(folded == "").then(pl.lit(missing)).otherwise(pl.concat_str([padded.str.slice(p - 1, 1) for p in positions]))
 
 
-def slk581_expr(family_name: str, given_names: str, date_of_birth: str, gender: str) -> pl.Expr:
-    """SLK-581 of each row; null where the date of birth is null."""
+def slk581_column(frame: pl.DataFrame, family_name: str, given_names: str, date_of_birth: str, gender: str) -> pl.Series:
+    """SLK-581 of each row of `frame`; null where the date of birth is null.
+
+    Each name is folded once, then its letters picked: as one expression the fold ran again for
+    every letter picked and every test of the name (twelve times a row), most of the ingest's time
+    for linkage.
+    """
     first = pl.col(gender).fill_null("").str.strip_chars().str.slice(0, 1)
-    sex = pl.when(first.is_in(["1", "2", "3"])).then(first).otherwise(pl.lit("9"))
-    born = pl.col(date_of_birth)
-    return pl.when(born.is_not_null()).then(pl.concat_str([
-        _letters(fold_expr(family_name), (2, 3, 5), "999"),
-        _letters(fold_expr(given_names), (2, 3), "99"),
+    folded = frame.select(
+        fold_expr(family_name).alias("family"), fold_expr(given_names).alias("given"), pl.col(date_of_birth).alias("born"),
+        pl.when(first.is_in(["1", "2", "3"])).then(first).otherwise(pl.lit("9")).alias("sex"),
+    )
+    born = pl.col("born")
+    return folded.select(pl.when(born.is_not_null()).then(pl.concat_str([
+        _letters(pl.col("family"), (2, 3, 5), "999"),
+        _letters(pl.col("given"), (2, 3), "99"),
         born.dt.strftime("%d%m%Y"),
-        sex,
-    ]))
+        pl.col("sex"),
+    ])).alias("slk581")).to_series()
 
 
 def with_person_keys(clients: pl.DataFrame, vault: Vault) -> pl.DataFrame:
@@ -50,9 +59,11 @@ def with_person_keys(clients: pl.DataFrame, vault: Vault) -> pl.DataFrame:
     from its names, date of birth and gender. A client who declined identification has neither
     and keeps a null pseudonym: it is linked only by the provider's reference.
     """
-    computed = slk581_expr("family_name", "given_names", "date_of_birth", "gender") if "date_of_birth" in clients.columns else pl.lit(None, pl.String)
-    sent = pl.col("slk581") if "slk581" in clients.columns else pl.lit(None, pl.String)
-    slks = clients.select(pl.coalesce(sent, computed).alias("slk")).to_series()
+    slks = pl.Series("slk", [None] * clients.height, dtype=pl.String)
+    if "date_of_birth" in clients.columns:
+        slks = slk581_column(clients, "family_name", "given_names", "date_of_birth", "gender")
+    if "slk581" in clients.columns:
+        slks = clients["slk581"].fill_null(slks)
     keyed = clients.with_columns(vault.person_keys(slks).alias("person_key"))
     return keyed.drop("slk581") if "slk581" in keyed.columns else keyed
 

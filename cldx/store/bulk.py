@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import Connection, Numeric, Table, any_, bindparam, select
+from sqlalchemy import Connection, Numeric, String, Table, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from cldx.standard import RECORD_TYPES
@@ -163,6 +163,7 @@ class UpsertResult:
 # at most KEYED_READ_CHUNK: it takes 32,766 parameters); past it, one scan of the provider's rows is cheaper.
 KEYED_READ_LIMIT = 20_000
 KEYED_READ_CHUNK = 5_000
+SEPARATOR = "\x1f"
 
 
 def read_by_keys(connection: Connection, table: Table, columns: list[str], provider_id: int, sent: pl.Series, *where) -> pl.DataFrame:
@@ -187,7 +188,12 @@ def read_by_keys(connection: Connection, table: Table, columns: list[str], provi
         driver = connection.connection.driver_connection
         threshold, driver.prepare_threshold = driver.prepare_threshold, None
         try:
-            return read_frame(connection, table, columns, own, column == any_(bindparam("sent", values, type_=ARRAY(column.type))), *where)
+            joined = SEPARATOR.join(values)
+            if joined.count(SEPARATOR) == len(values) - 1:
+                sent_array = func.string_to_array(bindparam("sent", joined, type_=String), SEPARATOR, type_=ARRAY(column.type))
+            else:  # a key holding the separator itself: the array as a list
+                sent_array = bindparam("sent", values, type_=ARRAY(column.type))
+            return read_frame(connection, table, columns, own, column == any_(sent_array), *where)
         finally:
             driver.prepare_threshold = threshold
     parts = [read_frame(connection, table, columns, own, column.in_(values[i:i + KEYED_READ_CHUNK]), *where)

@@ -31,7 +31,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names, so migrations can find constraints again on every backend.
 NAMING_CONVENTION = {
@@ -349,20 +349,17 @@ class RecordColumns:
 
     Foreign keys cost a check per row written, which on PostgreSQL is most of the bulk load's
     time, so a record keeps only those that say something: a child record's composite key to
-    its parent (which also pins its provider to the parent's), and a client's key to its
-    provider. `_provider_fk = False`: the composite key already implies the provider. No record
-    has a key to its first or last submission: the submission is written by the same
-    transaction and never deleted (retention keeps receipts), and checking it for every row was
-    a fifth of PostgreSQL's work for a submission (migrations 0004 and 0012).
+    its parent (which also pins its provider to the parent's). No record has a key to its first
+    or last submission: the submission is written by the same transaction and never deleted
+    (retention keeps receipts), and checking it for every row was a fifth of PostgreSQL's work
+    for a submission (migrations 0004 and 0012). Nor to reference rows that are never deleted
+    (migration 0013): a client to its provider (the one its submission is stored under), an
+    engagement to its service line (checked against the registry before storing); each check
+    share-locked the row it found, and every provider's engagements locked the same few.
     """
 
-    _provider_fk = True
-
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-
-    @declared_attr
-    def provider_id(cls) -> Mapped[int]:
-        return mapped_column(ForeignKey("provider.id")) if cls._provider_fk else mapped_column(BigId)
+    provider_id: Mapped[int] = mapped_column(BigId)
 
     first_submission_id: Mapped[str | None] = mapped_column(String(36))
     last_submission_id: Mapped[str | None] = mapped_column(String(36))
@@ -391,7 +388,6 @@ class Client(RecordColumns, Base):
 
 
 class Dependant(RecordColumns, Base):
-    _provider_fk = False
     __tablename__ = "dependant"
     __table_args__ = (
         UniqueConstraint("provider_id", "dependant_ref"),
@@ -405,7 +401,6 @@ class Dependant(RecordColumns, Base):
 
 
 class Engagement(RecordColumns, Base):
-    _provider_fk = False
     __tablename__ = "engagement"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref"),
@@ -415,7 +410,7 @@ class Engagement(RecordColumns, Base):
 
     engagement_ref: Mapped[str] = mapped_column(String(40))
     client_ref: Mapped[str] = mapped_column(String(40))
-    service_code: Mapped[str] = mapped_column(ForeignKey("service_line.code"))
+    service_code: Mapped[str] = mapped_column(String(20))  # a service line's code
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     end_reason: Mapped[str | None] = mapped_column(String(20))
@@ -425,7 +420,6 @@ _ENGAGEMENT_FK = (["provider_id", "engagement_ref"], ["engagement.provider_id", 
 
 
 class Attendance(RecordColumns, Base):
-    _provider_fk = False
     __tablename__ = "attendance"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref", "session_date"),
@@ -439,7 +433,6 @@ class Attendance(RecordColumns, Base):
 
 
 class Assessment(RecordColumns, Base):
-    _provider_fk = False
     __tablename__ = "assessment"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref", "phase", "instrument", "domain"),
@@ -455,7 +448,6 @@ class Assessment(RecordColumns, Base):
 
 
 class Outcome(RecordColumns, Base):
-    _provider_fk = False
     __tablename__ = "outcome"
     __table_args__ = (
         UniqueConstraint("provider_id", "engagement_ref", "dimension", "measure"),

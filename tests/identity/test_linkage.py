@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from cldx.generator.generate import generate
 from cldx.identity.deidentify import deidentify_csv, parse_birth_date
-from cldx.identity.linkage import linkage_summary, slk581_expr
+from cldx.identity.linkage import linkage_summary, slk581_column
 from cldx.identity.slk import person_key, slk581
 from cldx.identity.vault import Vault
 from cldx.ingest.registry import import_registry
@@ -32,7 +32,7 @@ VECTORS = json.loads(resources.files("cldx.identity").joinpath("slk581_vectors.j
 
 def _slk_frame(rows: list[tuple]) -> list[str | None]:
     frame = pl.DataFrame(rows, schema={"f": pl.String, "g": pl.String, "d": pl.Date, "s": pl.String}, orient="row")
-    return frame.select(slk581_expr("f", "g", "d", "s")).to_series().to_list()
+    return slk581_column(frame, "f", "g", "d", "s").to_list()
 
 
 def test_the_column_expression_matches_the_shared_vectors():

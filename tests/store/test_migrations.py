@@ -65,7 +65,7 @@ def test_timestamps_come_back_as_aware_utc(engine):
 
 
 def test_dropping_the_record_keys_to_submissions_keeps_a_stored_roll_out_whole(database_url):
-    """0012 copies the client, dependant and engagement tables on SQLite, while engagements refer to clients."""
+    """0012 and 0013 copy the client, dependant and engagement tables on SQLite, while engagements refer to clients."""
     from sqlalchemy import exc, insert, text
 
     from cldx.store.models import Client, Engagement, ServiceLine, Submission
@@ -98,7 +98,8 @@ def test_dropping_the_record_keys_to_submissions_keeps_a_stored_roll_out_whole(d
         inspector = inspect(engine)
         for table in ("client", "dependant", "engagement"):
             assert "submission" not in {k["referred_table"] for k in inspector.get_foreign_keys(table)}, table
-        assert "client" in {k["referred_table"] for k in inspector.get_foreign_keys("engagement")}
+        assert {k["referred_table"] for k in inspector.get_foreign_keys("engagement")} == {"client"}  # 0013: not service_line
+        assert inspector.get_foreign_keys("client") == []  # 0013: not provider
         with engine.connect() as connection:
             assert connection.execute(text("SELECT count(*) FROM client")).scalar_one() == 5
             assert connection.execute(text("SELECT count(*) FROM engagement")).scalar_one() == 5
