@@ -163,7 +163,7 @@ class UpsertResult:
 # at most KEYED_READ_CHUNK: it takes 32,766 parameters); past it, one scan of the provider's rows is cheaper.
 KEYED_READ_LIMIT = 20_000
 KEYED_READ_CHUNK = 5_000
-SEPARATOR = "\x1f"
+SEPARATOR = "\x1f"  # between keys sent to PostgreSQL as one text (ASCII's unit separator)
 
 
 def read_by_keys(connection: Connection, table: Table, columns: list[str], provider_id: int, sent: pl.Series, *where) -> pl.DataFrame:
@@ -188,10 +188,13 @@ def read_by_keys(connection: Connection, table: Table, columns: list[str], provi
         driver = connection.connection.driver_connection
         threshold, driver.prepare_threshold = driver.prepare_threshold, None
         try:
+            # The keys as one text split by the database: psycopg quotes a list parameter value by value,
+            # as long again as the read itself. As a list when a key holds the separator, or when the
+            # only key is empty (string_to_array makes no element of an empty text).
             joined = SEPARATOR.join(values)
-            if joined.count(SEPARATOR) == len(values) - 1:
+            if joined.count(SEPARATOR) == len(values) - 1 and joined:
                 sent_array = func.string_to_array(bindparam("sent", joined, type_=String), SEPARATOR, type_=ARRAY(column.type))
-            else:  # a key holding the separator itself: the array as a list
+            else:
                 sent_array = bindparam("sent", values, type_=ARRAY(column.type))
             return read_frame(connection, table, columns, own, column == any_(sent_array), *where)
         finally:

@@ -130,3 +130,28 @@ def test_sent_keys_are_the_clients_and_dependants_sent_as_text():
     tables = [t for f in files([client(0), "  ,K-9 ,X,Y,1990-01-01,2,21,100100,2017-01-02"], [",E-1,K-0,FS,2017-02-01,,"])
               for t in parse_source(f).tables]
     assert sent_keys(tables) == {"client": ["K-0", "K-9"], "dependant": []}  # stripped, as validation and the upsert see them
+
+
+@pytest.mark.parametrize("with_separator", [False, True])
+def test_keys_read_back_exactly_whatever_they_hold(engine, with_separator):
+    """PostgreSQL gets the keys as one text split by string_to_array, or as a list when a key holds the separator."""
+    from sqlalchemy import insert
+
+    awkward = ["plain", "with,comma", 'with"quote', "{braced}", "back\\slash", " spaced ", "NULL", "", "Ngāti", "a;b"]
+    if with_separator:
+        awkward.append(f"odd{bulk.SEPARATOR}one")
+    now = RECEIVED
+    with transaction(engine) as session:
+        session.add(Provider(code="P9", name="Keys Trust", region_code="01"))
+        session.flush()
+        pid = session.scalar(select(Provider.id).where(Provider.code == "P9"))
+        session.execute(insert(Client.__table__), [
+            {"client_ref": ref, "gender": "2", "primary_ethnicity": "21", "area": "100100", "identity_consent": True,
+             "provider_id": pid, "created_at": now, "updated_at": now} for ref in [*awkward, "not sent", "plain2"]])
+    asked = pl.Series("client_ref", [*awkward, "never stored", None], dtype=pl.String)
+    with transaction(engine) as session:
+        found = bulk.read_by_keys(session.connection(), Client.__table__, ["client_ref"], pid, asked)
+    assert sorted(found["client_ref"].to_list()) == sorted(awkward)
+    with transaction(engine) as session:
+        only_empty = bulk.read_by_keys(session.connection(), Client.__table__, ["client_ref"], pid, pl.Series("client_ref", [""]))
+    assert only_empty["client_ref"].to_list() == [""]
