@@ -8,6 +8,7 @@ connection, inside the caller's transaction, so a submission is stored whole or 
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -155,8 +156,6 @@ class UpsertResult:
     unchanged: int = 0
     # Rows (file, row) that asked to withdraw something not stored: the caller warns about them.
     unknown_withdrawals: pl.DataFrame = field(default_factory=pl.DataFrame)
-    # Rows (file, row) of each outcome, so the caller can count warned records.
-    outcome: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 # Stored rows are read by the keys sent while there are at most this many (on SQLite in statements of
@@ -250,43 +249,58 @@ def upsert_records(
         stored = read_by_keys(connection, table, ["id", *values, "withdrawn_at"], provider_id, frame[keys[0]])
     else:
         stored = stored_rows.select("id", *values, "withdrawn_at")
+    stored = stored.lazy()
     if identity is not None:
-        stored = stored.join(stored_identity.select(*keys, *id_values), on=keys, how="left")
-    incoming = frame.select(file_col, row_col, "action", *values, *id_values)
-    # A NUMERIC(p, s) column keeps s decimals: compare and store what it will hold, or 5.125
-    # (stored as 5.12 or 5.13) would read as changed every time the same file is sent.
-    incoming = incoming.with_columns(pl.col(c).round(table.c[c].type.scale) for c in values
-                                     if isinstance(table.c[c].type, Numeric) and table.c[c].type.scale is not None)
-    joined = incoming.join(stored.rename({c: f"{c}__old" for c in stored.columns if c not in keys}), on=keys, how="left")
+        stored = stored.join(stored_identity.lazy().select(*keys, *id_values), on=keys, how="left")
     is_stored = pl.col("id__old").is_not_null()
     was_withdrawn = pl.col("withdrawn_at__old").is_not_null()
     compared = [c for c in values + id_values if c not in keys]
     same = pl.all_horizontal([_same(c, f"{c}__old") for c in compared]) if compared else pl.lit(True)
     withdraw = pl.col("action") == "withdraw"
-    joined = joined.with_columns(
-        pl.when(withdraw & is_stored & ~was_withdrawn).then(pl.lit("withdrawn"))
-        .when(withdraw).then(pl.lit("unknown-withdrawal"))
-        .when(~is_stored).then(pl.lit("new"))
-        .when(was_withdrawn).then(pl.lit("reinstated"))
-        .when(same).then(pl.lit("unchanged"))
-        .otherwise(pl.lit("changed"))
-        .alias("__outcome")
+    joined = (
+        frame.lazy().select(file_col, row_col, "action", *values, *id_values)
+        # A NUMERIC(p, s) column keeps s decimals: compare and store what it will hold, or 5.125
+        # (stored as 5.12 or 5.13) would read as changed every time the same file is sent.
+        .with_columns(pl.col(c).round(table.c[c].type.scale) for c in values
+                      if isinstance(table.c[c].type, Numeric) and table.c[c].type.scale is not None)
+        .join(stored.rename({c: f"{c}__old" for c in stored.collect_schema().names() if c not in keys}), on=keys, how="left")
+        .with_columns(
+            pl.when(withdraw & is_stored & ~was_withdrawn).then(pl.lit("withdrawn"))
+            .when(withdraw).then(pl.lit("unknown-withdrawal"))
+            .when(~is_stored).then(pl.lit("new"))
+            .when(was_withdrawn).then(pl.lit("reinstated"))
+            .when(same).then(pl.lit("unchanged"))
+            .otherwise(pl.lit("changed"))
+            .alias("__outcome")
+        )
     )
-
-    new = joined.filter(pl.col("__outcome") == "new")
-    insert_frame(connection, table, new.select(
-        *values,
-        pl.lit(provider_id).alias("provider_id"),
-        pl.lit(submission_id).alias("first_submission_id"),
-        pl.lit(submission_id).alias("last_submission_id"),
-        pl.lit(now).alias("created_at"),
-        pl.lit(now).alias("updated_at"),
-    ))
+    outcome = pl.col("__outcome")
+    new = outcome == "new"
+    parts = {
+        "outcomes": joined.select("__outcome"),
+        "new": joined.filter(new).select(
+            *values,
+            pl.lit(provider_id).alias("provider_id"),
+            pl.lit(submission_id).alias("first_submission_id"),
+            pl.lit(submission_id).alias("last_submission_id"),
+            pl.lit(now).alias("created_at"),
+            pl.lit(now).alias("updated_at"),
+        ),
+        "touched": joined.filter(outcome.is_in(["changed", "reinstated", "withdrawn"])),
+        "unknown withdrawals": joined.filter(outcome == "unknown-withdrawal").select(file_col, row_col, *keys),
+    }
     if identity is not None:
-        insert_frame(connection, identity, seal_identity(new.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in id_values])).select(
-            pl.lit(provider_id).alias("provider_id"), *keys, *id_values)))
+        parts["new identity"] = joined.filter(new & pl.any_horizontal([pl.col(c).is_not_null() for c in id_values])).select(
+            pl.lit(provider_id).alias("provider_id"), *keys, *id_values)
+    # Every part in one go: the join is made once and each part taken from it (as eager steps,
+    # each cost as much again in Polars' own overhead as the work it did).
+    got = dict(zip(parts, pl.collect_all(parts.values(), engine="in-memory")))
+    touched = got["touched"]
 
-    touched = joined.filter(pl.col("__outcome").is_in(["changed", "reinstated", "withdrawn"]))
+    insert_frame(connection, table, got["new"])
+    if identity is not None:
+        insert_frame(connection, identity, seal_identity(got["new identity"]))
+
     if touched.height:
         history = touched.select(
             pl.lit(record_type).alias("record_type"),
@@ -309,14 +323,12 @@ def upsert_records(
         if identity is not None:
             _replace_identity(connection, identity, provider_id, keys, id_values, touched.filter(~withdrawn), seal_identity)
 
-    counts = joined.group_by("__outcome").len()
-    by = dict(counts.iter_rows())
+    by = Counter(got["outcomes"]["__outcome"].to_list())
     return UpsertResult(
-        new=by.get("new", 0),
-        changed=by.get("changed", 0) + by.get("reinstated", 0) + by.get("withdrawn", 0),
-        unchanged=by.get("unchanged", 0),
-        unknown_withdrawals=joined.filter(pl.col("__outcome") == "unknown-withdrawal").select(file_col, row_col, *keys),
-        outcome=joined.select(file_col, row_col, "__outcome"),
+        new=by["new"],
+        changed=by["changed"] + by["reinstated"] + by["withdrawn"],
+        unchanged=by["unchanged"],
+        unknown_withdrawals=got["unknown withdrawals"],
     )
 
 
