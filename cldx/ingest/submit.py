@@ -346,7 +346,7 @@ def submit(
             findings = pl.concat([prior, identity_sent])
         else:
             findings = validated.findings
-        has_errors = findings.filter(pl.col("rule").is_in(ERROR_RULES)).height > 0
+        has_errors = bool(findings["rule"].is_in(ERROR_RULES).any())
         counts = {"new": 0, "changed": 0, "unchanged": 0, "warned": 0,
                   "rejected": sum(f.height for f in validated.rejected.values()) if validated is not None else 0}
         if not tables:
@@ -371,21 +371,24 @@ def submit(
                 counts["changed"] += result.changed
                 counts["unchanged"] += result.unchanged
                 if result.unknown_withdrawals.height:
-                    extra.append(_unknown_withdrawal_findings(accepted, result.unknown_withdrawals))
-                warned_rows = accepted.filter(pl.col(WARNED)).select(FILE, ROW)
-                if extra:
-                    warned_rows = pl.concat([warned_rows, extra[-1].select(pl.col("file").alias(FILE), pl.col("row").alias(ROW))]).unique()
-                counts["warned"] += warned_rows.height
+                    # A row asking to withdraw what is not stored is warned about too (once, if warned already).
+                    unknown = _unknown_withdrawal_findings(accepted, result.unknown_withdrawals)
+                    extra.append(unknown)
+                    counts["warned"] += pl.concat([accepted.filter(pl.col(WARNED)).select(FILE, ROW),
+                                                   unknown.select(pl.col("file").alias(FILE), pl.col("row").alias(ROW))]).unique().height
+                else:
+                    counts["warned"] += int(accepted[WARNED].sum())
                 _quarantine(connection, submission.id, name, validated.rejected.get(name), vault)
             if extra:
                 findings = pl.concat([findings, *extra]).sort(["file", "row"], maintain_order=True)
             status = "partial" if counts["rejected"] or has_errors else "accepted"
         if status in ("refused", "unreadable"):
             counts["rejected"] = sum(t.frame.height for t in tables)
-        # Sheets and fields can be named by the sender (JSON keys, sheet titles): cut to what the columns hold.
-        findings = _with_severity(findings).with_columns(pl.col(c).str.slice(0, _width(SubmissionFinding, c)) for c in ("sheet", "field"))
-        insert_frame(connection, SubmissionFinding.__table__, findings.select(
-            pl.lit(submission.id).alias("submission_id"), "file", "sheet", "row", "field", "value", "rule", "severity", "message", "fix"))
+        if findings.height:
+            # Sheets and fields can be named by the sender (JSON keys, sheet titles): cut to what the columns hold.
+            findings = _with_severity(findings).with_columns(pl.col(c).str.slice(0, _width(SubmissionFinding, c)) for c in ("sheet", "field"))
+            insert_frame(connection, SubmissionFinding.__table__, findings.select(
+                pl.lit(submission.id).alias("submission_id"), "file", "sheet", "row", "field", "value", "rule", "severity", "message", "fix"))
         submission.status = status
         submission.n_new, submission.n_changed, submission.n_unchanged = counts["new"], counts["changed"], counts["unchanged"]
         submission.n_warned, submission.n_rejected = counts["warned"], counts["rejected"]
@@ -399,7 +402,7 @@ def submit(
 
     return Receipt(
         submission_id=submission.id, provider=provider, period=period, status=status, mode=mode, received_at=received_at,
-        submitter=submitter, files=file_list, counts=counts, findings=findings.select(*FINDING_ORDER).to_dicts(),
+        submitter=submitter, files=file_list, counts=counts, findings=findings.select(*FINDING_ORDER).to_dicts() if findings.height else [],
     )
 
 

@@ -151,6 +151,19 @@ def test_a_changed_record_keeps_its_history(registry, clean_files):
     assert "Ngata" not in history[0].previous  # identity never copied into history
 
 
+def test_an_unknown_withdrawal_is_counted_warned_once_whatever_follows_it(registry, clean_files):
+    """The warned count is per row: a clients' unknown withdrawal is not counted again with the engagements after it."""
+    provider = busiest(clean_files, 1)[0].name
+    receipt = submit(registry, provider=provider, records_json={
+        "clients": [{"client_ref": "U-1", "family_name": "Smith", "given_names": "Jo", "date_of_birth": "1988-02-03", "gender": "21",
+                     "primary_ethnicity": "11", "area": "100100", "notified_of_sharing_on": "2017-01-02"},
+                    {"action": "withdraw", "client_ref": "U-404"}],
+        "engagements": [{"engagement_ref": "UE-1", "client_ref": "U-1", "service_code": "FS", "start_date": "2017-02-01"}],
+    }, submitter="t", channel="test")
+    assert [(f["sheet"], f["rule"]) for f in receipt.findings] == [("clients", "withdraw-unknown")]
+    assert receipt.counts["new"] == 2 and receipt.counts["warned"] == 1, receipt.counts
+
+
 def test_withdraw_action_withdraws_and_unknown_withdrawal_warns(registry, clean_files):
     provider = busiest(clean_files, 1)[0].name
     submit(registry, provider=provider, files=[_csv(CLIENT_HEADER, ",W-1,Smith,Jo,1988-02-03,21,11,100100,2017-01-02")], submitter="t", channel="test")
