@@ -197,7 +197,7 @@ def load_stored(session: Session, provider_id: int, vault: Vault, sent: dict[str
         record_type = model.__tablename__
         if keep_rows and record_type in ("client", "engagement"):  # keyed by the ref itself: the upsert's rows
             rows[record_type] = read_by_keys(connection, model.__table__, ["id", *value_columns(record_type), "withdrawn_at"], provider_id, keys)
-            return rows[record_type].filter(pl.col("withdrawn_at").is_null()).select(columns)
+            return rows[record_type].lazy().filter(pl.col("withdrawn_at").is_null()).select(columns).collect(engine="in-memory")
         return read_by_keys(connection, model.__table__, columns, provider_id, keys, model.withdrawn_at.is_(None), *where)
 
     clients = read(Client, ["client_ref", "birth_year_month", "identity_consent"], "client_ref")
