@@ -60,6 +60,8 @@ ACTIONS: dict[str, str] = {
     "research-extract-decided": "A research extract request was approved or refused (target: the request; detail: decision, note).",
     "privacy-request-closed": "A Privacy Act request was closed (target: the request; detail: the outcome).",
     "registry-change": "A provider, service line or contract was added or changed (target: which one; detail: the values changed).",
+    "backup": "A backup of the store was written (target: its folder; detail: the dump's SHA-256, tables, rows, whether keys were copied).",
+    "restore": "A backup was restored into this store (target: its folder; detail: the backup's source and time, the dump's SHA-256, checks that differed).",
     "retention-purge": "Records older than the retention period were purged (detail: run, step, cutoff, period, rows per table; never who).",
 }
 

@@ -1,5 +1,7 @@
 """`cldx backup` and `cldx restore`: a checked copy of the store, never with its keys (cldx.store.backup).
 
+Each is recorded in the audit trail (`backup` in the store backed up, `restore` in the store restored).
+
 Exit codes: 0 done (and, for restore, every check passed); 1 restored but a check failed;
 2 nothing done: something could not be read or written, the backup is damaged, or the target
 is not empty.
@@ -26,6 +28,32 @@ def _bar():
         bar.update(task, description=description, completed=done or 0, total=total)
 
     return bar, report
+
+
+def _audit(url: str, action: str, folder: Path, detail: dict) -> bool:
+    """Record a backup or a restore in the audit trail of the store at `url`, as the operator running it.
+
+    What left the building, and what came back, is the privacy officer's to see. A backup's entry
+    comes after its snapshot, so the backup does not hold it; a restore's after its checks, so they
+    compare the store as backed up. False (and nothing recorded) when the store cannot take it.
+    """
+    import getpass
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cldx.access.audit import record
+    from cldx.store import make_engine, write_transaction
+
+    engine = make_engine(url, default_scope="all")
+    try:
+        with write_transaction(engine) as session:
+            record(session, actor=getpass.getuser()[:100], action=action, target=str(folder.resolve())[-255:], detail=detail)
+    except SQLAlchemyError as exc:
+        errors.print(f"[yellow]Not recorded in the audit trail[/] ({type(exc).__name__}): record the {action} by hand.")
+        return False
+    finally:
+        engine.dispose()
+    return True
 
 
 def register(app: typer.Typer) -> None:
@@ -60,6 +88,9 @@ def register(app: typer.Typer) -> None:
             errors.print(f"[red]Backup not made:[/] {exc}")
             raise typer.Exit(2) from None
         m, facts = result.manifest, result.facts
+        _audit(settings.sqlalchemy_url, "backup", result.folder, {
+            "dump_sha256": m["dump"]["sha256"], "tables": len(facts.tables), "rows": facts.total_rows,
+            "audit_entries": facts.audit_entries, "keys_copied": bool(result.keys_copied)})
         console.print(f"[green]Backed up[/] {m['source']} (schema {m['schema_revision']}) to {result.folder}")
         console.print(f"  dump      {result.dump.name}: {m['dump']['bytes']:,} bytes, SHA-256 {m['dump']['sha256']} ({m['tool']})")
         console.print(f"  tables    {len(facts.tables)} tables, {facts.total_rows:,} rows, each counted and hashed in manifest.json")
@@ -102,9 +133,12 @@ def register(app: typer.Typer) -> None:
             errors.print(f"[red]Not restored:[/] {exc}")
             raise typer.Exit(2) from None
         m, facts = result.manifest, result.facts
+        failed = [c for c in result.checks if not c.ok]
+        _audit(settings.sqlalchemy_url, "restore", Path(backup_dir), {
+            "source": m["source"], "backed_up_at": m["created_at"], "dump_sha256": m["dump"]["sha256"],
+            "checks_differing": [c.what for c in failed]})
         console.print(f"Restored the backup of {m['source']} made {m['created_at']} (cldx {m['cldx_version']}) into {settings.database_url}.")
         console.print(f"  [green]ok[/]  dump SHA-256 {m['dump']['sha256']} matches the manifest")
-        failed = [c for c in result.checks if not c.ok]
         tables = [c for c in result.checks if c.what.endswith(" rows")]
         hashes = [c for c in result.checks if c.what.endswith(" content SHA-256")]
         for label, group in (

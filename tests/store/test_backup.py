@@ -344,6 +344,14 @@ def test_cli_backup_and_restore(source, empty_url, tmp_path, monkeypatch):
     assert made.exit_code == 0, made.output
     assert "holds no keys" in made.output and "audit" in made.output and "chain intact" in made.output
     assert sorted(p.name for p in keys_out.iterdir()) == ["cldx-keys.json", "cldx-linkage.json"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    # What left the building is in the source's audit trail, after the snapshot (the backup does not hold it).
+    with read_transaction(source.engine) as session:
+        entry = session.scalars(select(AuditEvent).where(AuditEvent.action == "backup").order_by(AuditEvent.id.desc())).first()
+        source_chain = verify(session)
+    assert entry is not None and entry.target == str(folder.resolve())
+    assert json.loads(entry.detail)["dump_sha256"] == manifest["dump"]["sha256"] and json.loads(entry.detail)["keys_copied"] is True
+    assert source_chain.ok and source_chain.count > manifest["audit"]["entries"]
 
     monkeypatch.setenv("CLDX_DATABASE_URL", empty_url)
     done = runner.invoke(app, ["restore", str(folder)])
@@ -351,6 +359,17 @@ def test_cli_backup_and_restore(source, empty_url, tmp_path, monkeypatch):
     for said in ("matches the manifest", "row counts of all", "content SHA-256 of all", "audit chain: intact",
                  "holds every key the restored values are sealed under"):
         assert said in done.output, done.output
+    # The restore is the restored store's next entry, chained to the head it was backed up with.
+    restored_engine = make_engine(empty_url, default_scope="all")
+    try:
+        with read_transaction(restored_engine) as session:
+            last = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+            restored_chain = verify(session)
+    finally:
+        restored_engine.dispose()
+    assert last.action == "restore" and last.prev_hash == manifest["audit"]["head_hash"]
+    assert json.loads(last.detail)["checks_differing"] == [] and json.loads(last.detail)["dump_sha256"] == manifest["dump"]["sha256"]
+    assert restored_chain.ok and restored_chain.count == manifest["audit"]["entries"] + 1
 
     again = runner.invoke(app, ["restore", str(folder)])
     assert again.exit_code == 2 and "Not restored" in again.output
