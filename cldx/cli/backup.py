@@ -30,12 +30,13 @@ def _bar():
     return bar, report
 
 
-def _audit(url: str, action: str, folder: Path, detail: dict) -> bool:
+def _audit(url: str, action: str, folder: Path, detail: dict) -> None:
     """Record a backup or a restore in the audit trail of the store at `url`, as the operator running it.
 
     What left the building, and what came back, is the privacy officer's to see. A backup's entry
     comes after its snapshot, so the backup does not hold it; a restore's after its checks, so they
-    compare the store as backed up. False (and nothing recorded) when the store cannot take it.
+    compare the store as backed up. When the store cannot take the entry, says so and carries on:
+    the backup or restore itself is done.
     """
     import getpass
 
@@ -50,10 +51,8 @@ def _audit(url: str, action: str, folder: Path, detail: dict) -> bool:
             record(session, actor=getpass.getuser()[:100], action=action, target=str(folder.resolve())[-255:], detail=detail)
     except SQLAlchemyError as exc:
         errors.print(f"[yellow]Not recorded in the audit trail[/] ({type(exc).__name__}): record the {action} by hand.")
-        return False
     finally:
         engine.dispose()
-    return True
 
 
 def register(app: typer.Typer) -> None:
